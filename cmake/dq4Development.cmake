@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: Apache-2.0
+# Settings for dq4's own tests, examples and benchmarks; never applied to consumers.
+
+# CUDA, when a compiler is found. Default architectures: every real target the installed nvcc can
+# build, from sm_75 up (CMake's own tables can lag nvcc, so nvcc is asked). Override as usual with
+# -DCMAKE_CUDA_ARCHITECTURES=... or the CUDAARCHS environment variable.
+include(CheckLanguage)
+check_language(CUDA)
+if(CMAKE_CUDA_COMPILER)
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES AND NOT DEFINED ENV{CUDAARCHS})
+    execute_process(COMMAND "${CMAKE_CUDA_COMPILER}" --list-gpu-code
+      OUTPUT_VARIABLE dq4_gpu_codes
+      RESULT_VARIABLE dq4_list_result
+      ERROR_QUIET)
+    if(NOT dq4_list_result EQUAL 0)
+      message(FATAL_ERROR "dq4: `${CMAKE_CUDA_COMPILER} --list-gpu-code` failed; "
+        "set CMAKE_CUDA_ARCHITECTURES (e.g. -DCMAKE_CUDA_ARCHITECTURES=90-real)")
+    endif()
+    string(REGEX MATCHALL "sm_[0-9]+" dq4_gpu_codes "${dq4_gpu_codes}")
+    set(dq4_architectures "")
+    foreach(code IN LISTS dq4_gpu_codes)
+      string(REPLACE "sm_" "" arch "${code}")
+      if(arch GREATER_EQUAL 75)
+        list(APPEND dq4_architectures "${arch}-real")
+      endif()
+    endforeach()
+    list(REMOVE_DUPLICATES dq4_architectures)
+    list(SORT dq4_architectures COMPARE NATURAL)
+    if(NOT dq4_architectures)
+      message(FATAL_ERROR "dq4: ${CMAKE_CUDA_COMPILER} supports no target from sm_75 up")
+    endif()
+    set(CMAKE_CUDA_ARCHITECTURES "${dq4_architectures}" CACHE STRING
+      "CUDA architectures for dq4's tests and examples (default: every real target of nvcc from sm_75)")
+  endif()
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  message(STATUS "dq4: CUDA ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
+else()
+  message(STATUS "dq4: no CUDA compiler found: building and running the host (CPU) parts only")
+endif()
+
+# Warnings are errors in dq4's own targets, host and device. Linked privately, so nothing leaks.
+add_library(dq4_warnings INTERFACE)
+target_compile_options(dq4_warnings INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Werror>
+  $<$<COMPILE_LANGUAGE:CUDA>:--Werror=all-warnings -Xcompiler=-Wall,-Wextra,-Werror>)

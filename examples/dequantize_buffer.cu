@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0
+// Packs random AWQ-style 4-bit weights on the host, dequantizes a large buffer on the GPU with dq4's
+// fast path, checks every value against the reference, and reports throughput against the device's
+// copy bandwidth. Without a usable GPU it says so and runs the host part alone.
+//
+//   dequantize_buffer [log2 of the value count, 10..30; default 27]
+#include <dq4/dq4.cuh>
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr dq4::encoding encoding = dq4::u4;        // AWQ weights: unsigned 0..15
+constexpr dq4::order order = dq4::interleaved;     // AWQ's packing order
+
+// Prints the failing call and exits: the example has no way to recover from a CUDA error.
+void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(status));
+    std::exit(1);
+  }
+}
+
+// One thread per 128-bit load: four packed words in, 32 fp16 (64 bytes) out.
+__global__ void dequantize_kernel(const uint4* __restrict__ packed, std::size_t vectors, uint4* __restrict__ out) {
+  const std::size_t stride = std::size_t{gridDim.x} * blockDim.x;
+  for (std::size_t i = std::size_t{blockIdx.x} * blockDim.x + threadIdx.x; i < vectors; i += stride) {
+    const dq4::fp16x32 v = dq4::to_fp16<encoding, order>(packed[i]);
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      out[4 * i + q] = make_uint4(v.pairs[4 * q], v.pairs[4 * q + 1], v.pairs[4 * q + 2], v.pairs[4 * q + 3]);
+    }
+  }
+}
+
+// Dequantizes `words` packed words into 8 * words fp16 values. Rejects, with a message, what the
+// kernel cannot handle: null or misaligned buffers (the kernel moves 16 bytes at a time) and a word
+// count that is not a multiple of 4.
+cudaError_t dequantize(const std::uint32_t* packed, std::size_t words, std::uint16_t* out, int blocks,
+                       cudaStream_t stream) {
+  if (packed == nullptr || out == nullptr) {
+    std::fprintf(stderr, "dequantize: null buffer\n");
+    return cudaErrorInvalidValue;
+  }
+  if (reinterpret_cast<std::uintptr_t>(packed) % 16 != 0 || reinterpret_cast<std::uintptr_t>(out) % 16 != 0) {
+    std::fprintf(stderr, "dequantize: buffers must be 16-byte aligned (got %p and %p)\n",
+                 static_cast<const void*>(packed), static_cast<void*>(out));
+    return cudaErrorMisalignedAddress;
+  }
+  if (words % 4 != 0) {
+    std::fprintf(stderr, "dequantize: word count %zu is not a multiple of 4\n", words);
+    return cudaErrorInvalidValue;
+  }
+  dequantize_kernel<<<blocks, 256, 0, stream>>>(reinterpret_cast<const uint4*>(packed), words / 4,
+                                                reinterpret_cast<uint4*>(out));
+  return cudaGetLastError();
+}
+
+// Random weights packed as AWQ packs them; values[i] is what element i must dequantize to.
+void make_weights(std::size_t count, std::vector<int>& values, std::vector<std::uint32_t>& packed) {
+  std::mt19937 rng(2024);
+  std::uniform_int_distribution<int> pick(dq4::min_value<encoding>, dq4::max_value<encoding>);
+  values.resize(count);
+  for (int& v : values) v = pick(rng);
+  packed.resize(count / 8);
+  dq4::pack<encoding, order>(values.data(), values.size(), packed.data());
+}
+
+// Number of elements whose bits differ from the reference value; prints the first few.
+std::size_t count_mismatches(const std::vector<int>& values, const std::vector<std::uint16_t>& out) {
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::uint16_t expected = dq4::reference::fp16_bits(values[i]);
+    if (out[i] != expected && bad++ < 5) {
+      std::fprintf(stderr, "  element %zu: expected 0x%04x, got 0x%04x\n", i, expected, out[i]);
+    }
+  }
+  return bad;
+}
+
+// The host part: the portable path over the first words, checked against the reference.
+bool run_on_host(const std::vector<int>& values, const std::vector<std::uint32_t>& packed) {
+  const std::size_t words = std::min<std::size_t>(packed.size(), std::size_t{1} << 20);
+  std::vector<std::uint16_t> out(8 * words);
+  for (std::size_t w = 0; w < words; ++w) {
+    const dq4::fp16x8 v = dq4::to_fp16<encoding, order>(packed[w]);
+    for (int j = 0; j < 8; ++j) out[8 * w + j] = v.bits(j);
+  }
+  const std::vector<int> checked(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(8 * words));
+  const std::size_t bad = count_mismatches(checked, out);
+  std::printf("host: %zu values dequantized by the portable path, %zu mismatches\n", out.size(), bad);
+  return bad == 0;
+}
+
+// Median of `runs` timings (ms) of `launch`, after one warm-up.
+template <class Launch>
+float median_ms(int runs, Launch launch) {
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  launch();
+  std::vector<float> times;
+  for (int r = 0; r < runs; ++r) {
+    check(cudaEventRecord(start), "cudaEventRecord");
+    launch();
+    check(cudaEventRecord(stop), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    times.push_back(ms);
+  }
+  check(cudaEventDestroy(start), "cudaEventDestroy");
+  check(cudaEventDestroy(stop), "cudaEventDestroy");
+  std::nth_element(times.begin(), times.begin() + runs / 2, times.end());
+  return times[static_cast<std::size_t>(runs / 2)];
+}
+
+bool run_on_gpu(const cudaDeviceProp& prop, const std::vector<int>& values, const std::vector<std::uint32_t>& packed) {
+  const std::size_t words = packed.size(), count = values.size();
+  const std::size_t in_bytes = words * sizeof(std::uint32_t), out_bytes = count * sizeof(std::uint16_t);
+  std::uint32_t* d_packed = nullptr;
+  std::uint16_t* d_out = nullptr;
+  check(cudaMalloc(&d_packed, in_bytes), "cudaMalloc");
+  check(cudaMalloc(&d_out, out_bytes), "cudaMalloc");
+  check(cudaMemcpy(d_packed, packed.data(), in_bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  check(cudaMemset(d_out, 0xFF, out_bytes), "cudaMemset");  // poison: 0xFFFF is a NaN no value maps to
+
+  // Bad input is refused before any launch.
+  const bool rejects_misaligned = dequantize(d_packed + 1, 4, d_out, 1, nullptr) == cudaErrorMisalignedAddress;
+  const bool rejects_null = dequantize(nullptr, 4, d_out, 1, nullptr) == cudaErrorInvalidValue;
+
+  const int blocks = prop.multiProcessorCount * 8;
+  check(dequantize(d_packed, words, d_out, blocks, nullptr), "dequantize launch");
+  check(cudaDeviceSynchronize(), "dequantize kernel");
+  std::vector<std::uint16_t> out(count);
+  check(cudaMemcpy(out.data(), d_out, out_bytes, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  const std::size_t bad = count_mismatches(values, out);
+  std::printf("gpu: %zu values dequantized, %zu mismatches against the reference\n", count, bad);
+
+  // Throughput: bytes read plus bytes written, against a device-to-device copy of the output size.
+  const float kernel_ms = median_ms(20, [&] { check(dequantize(d_packed, words, d_out, blocks, nullptr), "launch"); });
+  std::uint16_t* d_copy = nullptr;
+  check(cudaMalloc(&d_copy, out_bytes), "cudaMalloc");
+  const float copy_ms = median_ms(20, [&] {
+    check(cudaMemcpyAsync(d_copy, d_out, out_bytes, cudaMemcpyDeviceToDevice), "cudaMemcpyAsync");
+  });
+  const double kernel_gbs = static_cast<double>(in_bytes + out_bytes) / (kernel_ms * 1e6);
+  const double copy_gbs = 2.0 * static_cast<double>(out_bytes) / (copy_ms * 1e6);
+  std::printf("gpu: %s, %zu MiB packed -> %zu MiB fp16\n", prop.name, in_bytes >> 20, out_bytes >> 20);
+  std::printf("gpu: dequantize %.3f ms, %.0f GB/s (read + write); %.1f Gvalues/s\n", kernel_ms, kernel_gbs,
+              static_cast<double>(count) / (kernel_ms * 1e6));
+  std::printf("gpu: device copy %.3f ms, %.0f GB/s; dequantize reaches %.1f%% of copy bandwidth\n", copy_ms,
+              copy_gbs, 100.0 * kernel_gbs / copy_gbs);
+  std::printf("gpu: misaligned buffer %s, null buffer %s\n", rejects_misaligned ? "rejected" : "ACCEPTED",
+              rejects_null ? "rejected" : "ACCEPTED");
+  check(cudaFree(d_copy), "cudaFree");
+  check(cudaFree(d_packed), "cudaFree");
+  check(cudaFree(d_out), "cudaFree");
+  return bad == 0 && rejects_misaligned && rejects_null;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int log2_count = argc > 1 ? std::atoi(argv[1]) : 27;
+  if (log2_count < 10 || log2_count > 30) {
+    std::fprintf(stderr, "usage: %s [log2 of the value count, 10..30]\n", argv[0]);
+    return 2;
+  }
+  std::vector<int> values;
+  std::vector<std::uint32_t> packed;
+  make_weights(std::size_t{1} << log2_count, values, packed);
+  std::printf("packed %zu random u4 values into %zu words (interleaved, AWQ order)\n", values.size(), packed.size());
+  bool ok = run_on_host(values, packed);
+
+  int devices = 0;
+  const cudaError_t status = cudaGetDeviceCount(&devices);
+  cudaDeviceProp prop{};
+  if (status != cudaSuccess || devices == 0) {
+    std::printf("no CUDA device (%s): ran the host part only\n", cudaGetErrorString(status));
+  } else if (check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties"), prop.major * 10 + prop.minor < 75) {
+    std::printf("device 0 (%s) is sm_%d%d: dq4 needs sm_75 or newer; ran the host part only\n", prop.name,
+                prop.major, prop.minor);
+  } else {
+    ok = run_on_gpu(prop, values, packed) && ok;
+  }
+  std::printf("%s\n", ok ? "OK" : "FAILED");
+  return ok ? 0 : 1;
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The SASS checker can fail: synthetic listings that break a budget, convert, or lack a target."""
+import pathlib
+import sys
+import unittest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import check_sass  # noqa: E402
+
+
+def listing(arch, kernels):
+    """A cuobjdump-like listing: kernels maps a name to its opcode lines."""
+    lines = [f"\tarch = {arch}"]
+    for name, body in kernels.items():
+        lines.append(f"\t\tFunction : {name}")
+        for i, instruction in enumerate(["LDC R1, c[0x0][0x28]", "LDG.E R2, desc[UR4][R2.64]"] + body + ["EXIT"]):
+            lines.append(f"        /*{16 * i:04x}*/                   {instruction} ;   /* 0x0 */")
+    return "\n".join(lines)
+
+
+ONE_WORD = ["MOV R0, 0x64006400", "SHF.R.U32.HI R3, RZ, 0x8, R2"] + \
+    ["LOP3.LUT R4, R2, 0xf000f, R0, 0x6a, !PT"] * 4 + ["HADD2 R5, R4, -1024, -1024"] * 4
+TWO_WORDS = ONE_WORD + ONE_WORD[1:]
+
+
+def probes(one, two):
+    return {"probe_u4_interleaved_w32_n1": one, "probe_u4_interleaved_w32_n2": two}
+
+
+class CheckSass(unittest.TestCase):
+    def test_nine_instructions_pass_and_constants_are_not_counted(self):
+        rows, errors = check_sass.check(check_sass.parse(listing("sm_90", probes(ONE_WORD, TWO_WORDS))), ["sm_90"])
+        self.assertEqual(errors, [])
+        self.assertEqual(rows[0][2], 9)
+        self.assertEqual(rows[0][4], 1)  # the one constant move
+
+    def test_a_tenth_instruction_fails(self):
+        slower = TWO_WORDS + ["LOP3.LUT R9, R2, 0xf, R0, 0x6a, !PT"]
+        _, errors = check_sass.check(check_sass.parse(listing("sm_90", probes(ONE_WORD, slower))), ["sm_90"])
+        self.assertTrue(any("10 instructions per 8 values, budget 9" in e for e in errors), errors)
+
+    def test_a_conversion_instruction_fails(self):
+        converting = ONE_WORD + ["I2F.F16 R7, R6"]
+        _, errors = check_sass.check(check_sass.parse(listing("sm_90", probes(converting, TWO_WORDS))), ["sm_90"])
+        self.assertTrue(any("conversion instructions I2F.F16" in e for e in errors), errors)
+
+    def test_a_missing_architecture_or_probe_fails(self):
+        parsed = check_sass.parse(listing("sm_90", {"probe_u4_interleaved_w32_n1": ONE_WORD}))
+        _, errors = check_sass.check(parsed, ["sm_90", "sm_120"])
+        self.assertTrue(any("sm_120: no SASS" in e for e in errors), errors)
+        self.assertTrue(any("probe kernel missing" in e for e in errors), errors)
+
+
+if __name__ == "__main__":
+    unittest.main()
