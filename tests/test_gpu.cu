@@ -97,8 +97,8 @@ struct dq4_path {
   }
 };
 
-// A deliberately broken path: element 1 of the u4 interleaved result is wrong whenever the low 16
-// bits of the index are 0x1234, i.e. for 2^(log2 - 16) indices starting at 0x1234.
+// A deliberately broken path: element 1 (bit 16 of register 0) of the u4 interleaved result is
+// wrong whenever the low 16 bits of the index are 0x1234, i.e. for 2^(log2 - 16) indices from 0x1234.
 struct broken_path {
   static constexpr int registers = 4;
   __device__ static void fast(std::uint32_t i, std::uint32_t* out) {
@@ -238,8 +238,9 @@ TEST(GpuCanary, BrokenPathIsCaughtWithCountAndFirstWord) {
   EXPECT_EQ(result.counters.first_mismatch, 0x1234u);
   std::string detail;
   ASSERT_NO_FATAL_FAILURE(describe_mismatch<broken_path>(0x1234u, detail));
-  EXPECT_NE(detail.find("expected 00003c00"), std::string::npos) << detail;
-  EXPECT_NE(detail.find("actual   00013c00"), std::string::npos) << detail;
+  // Word 0x00001234: element 0 = nibble 0 = 4 (0x4400), element 1 = nibble 4 = 0 (0x0000).
+  EXPECT_NE(detail.find("expected 00004400"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("actual   00014400"), std::string::npos) << detail;
 }
 
 // The device compilation of the reference gives the host's bits.

@@ -87,10 +87,12 @@ inline constexpr order interleaved = order::interleaved;
 inline constexpr order sequential = order::sequential;
 
 /// Smallest and largest value an encoding represents.
+[[nodiscard]] DQ4_HD constexpr int min_value_of(encoding e) noexcept { return e == encoding::u4 ? 0 : -8; }
+[[nodiscard]] DQ4_HD constexpr int max_value_of(encoding e) noexcept { return e == encoding::u4 ? 15 : 7; }
 template <encoding E>
-inline constexpr int min_value = E == encoding::u4 ? 0 : -8;
+inline constexpr int min_value = min_value_of(E);
 template <encoding E>
-inline constexpr int max_value = E == encoding::u4 ? 15 : 7;
+inline constexpr int max_value = max_value_of(E);
 
 /// The nibble (0..7) of a packed word that output element j (0..7) comes from.
 [[nodiscard]] DQ4_HD constexpr int source_nibble(order o, int j) noexcept {
@@ -340,8 +342,8 @@ class pack_error : public std::out_of_range {
   pack_error(encoding e, std::size_t index, long long value)
       : std::out_of_range("dq4::pack<" + detail::encoding_name(e) + ">: value " +
                           std::to_string(value) + " at index " + std::to_string(index) +
-                          " is outside [" + std::to_string(e == encoding::u4 ? 0 : -8) + ", " +
-                          std::to_string(e == encoding::u4 ? 15 : 7) + "]"),
+                          " is outside [" + std::to_string(min_value_of(e)) + ", " +
+                          std::to_string(max_value_of(e)) + "]"),
         index_(index),
         value_(value) {}
   [[nodiscard]] std::size_t index() const noexcept { return index_; }
