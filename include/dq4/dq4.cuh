@@ -113,7 +113,7 @@ struct alignas(16) fp16_array {
   }
 #if defined(__CUDACC__)
   /// Register i as a __half2 (elements 2i and 2i+1).
-  [[nodiscard]] __host__ __device__ __half2 half2(int i) const noexcept {
+  [[nodiscard]] DQ4_HD __half2 half2(int i) const noexcept {
     __half2 h;
     std::memcpy(&h, &pairs[i], sizeof h);
     return h;
@@ -148,12 +148,15 @@ namespace reference {
 /// fp16 bit pattern of an integer with |v| < 2048 (every such integer is exactly representable).
 [[nodiscard]] DQ4_HD constexpr std::uint16_t fp16_bits(int v) noexcept {
   const unsigned sign = v < 0 ? 0x8000u : 0u;
-  unsigned magnitude = static_cast<unsigned>(v < 0 ? -v : v);
+  const unsigned magnitude = static_cast<unsigned>(v < 0 ? -v : v);
   if (magnitude == 0) return 0;  // +0: integers carry no sign of zero
-  int exponent = 0;              // floor(log2(magnitude))
-  while ((magnitude >> (exponent + 1)) != 0) ++exponent;
+  // floor(log2(magnitude)) by binary search over 8, 4, 2, 1 bit steps
+  unsigned exponent = 0;
+  for (unsigned step = 8; step != 0; step /= 2) {
+    if ((magnitude >> (exponent + step)) != 0) exponent += step;
+  }
   const unsigned fraction = (magnitude << (10 - exponent)) & 0x3FFu;  // drop the implicit 1
-  return static_cast<std::uint16_t>(sign | (static_cast<unsigned>(exponent + 15) << 10) | fraction);
+  return static_cast<std::uint16_t>(sign | ((exponent + 15) << 10) | fraction);
 }
 
 /// Output element j of a word, as an integer.
