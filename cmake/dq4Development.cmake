@@ -44,3 +44,14 @@ add_library(dq4_warnings INTERFACE)
 target_compile_options(dq4_warnings INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Werror>
   $<$<COMPILE_LANGUAGE:CUDA>:--Werror=all-warnings -Xcompiler=-Wall,-Wextra,-Werror>)
+
+# Python's site-packages folders, where pip puts tools and headers the tests and benchmarks can use
+# (cuobjdump, nvdisasm, CUTLASS's headers).
+find_package(Python3 COMPONENTS Interpreter)
+set(DQ4_PYTHON_SITE_DIRS "")
+if(Python3_Interpreter_FOUND)
+  execute_process(
+    COMMAND "${Python3_EXECUTABLE}" -c "import site; print(';'.join(site.getsitepackages() + [site.getusersitepackages()]))"
+    OUTPUT_VARIABLE DQ4_PYTHON_SITE_DIRS
+    OUTPUT_STRIP_TRAILING_WHITESPACE)
+endif()
