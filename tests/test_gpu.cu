@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "paths.hpp"
+
 namespace {
 
 using dq4::encoding;
@@ -280,12 +282,10 @@ void expect_device_reference_matches_host() {
 
 TEST(GpuReference, DeviceAndHostReferencesAgree) {
   DQ4_REQUIRE_GPU();
-  expect_device_reference_matches_host<encoding::u4, order::interleaved>();
-  expect_device_reference_matches_host<encoding::u4b8, order::interleaved>();
-  expect_device_reference_matches_host<encoding::s4, order::interleaved>();
-  expect_device_reference_matches_host<encoding::u4, order::sequential>();
-  expect_device_reference_matches_host<encoding::u4b8, order::sequential>();
-  expect_device_reference_matches_host<encoding::s4, order::sequential>();
+  dq4_test::for_each_path([](auto p) {
+    using P = decltype(p);
+    expect_device_reference_matches_host<P::encoding, P::order>();
+  });
 }
 
 // fp16_array::half2(i) hands out register i unchanged, elements 2i (low) and 2i+1 (high).

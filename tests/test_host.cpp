@@ -16,6 +16,7 @@
 
 #include "fp16_model.hpp"
 #include "oracle.hpp"
+#include "paths.hpp"
 
 namespace {
 
@@ -24,7 +25,6 @@ using dq4::order;
 using dq4_test::oracle_fp16;
 using dq4_test::oracle_source;
 
-constexpr std::array<encoding, 3> all_encodings = {encoding::u4, encoding::u4b8, encoding::s4};
 constexpr std::array<order, 2> all_orders = {order::interleaved, order::sequential};
 
 // The same checks at compile time: the reference is constexpr.
@@ -63,12 +63,10 @@ void expect_reference_matches_oracle() {
 }
 
 TEST(Reference, MatchesOracleForEveryValueInEveryPosition) {
-  expect_reference_matches_oracle<encoding::u4, order::interleaved>();
-  expect_reference_matches_oracle<encoding::u4b8, order::interleaved>();
-  expect_reference_matches_oracle<encoding::s4, order::interleaved>();
-  expect_reference_matches_oracle<encoding::u4, order::sequential>();
-  expect_reference_matches_oracle<encoding::u4b8, order::sequential>();
-  expect_reference_matches_oracle<encoding::s4, order::sequential>();
+  dq4_test::for_each_path([](auto p) {
+    using P = decltype(p);
+    expect_reference_matches_oracle<P::encoding, P::order>();
+  });
 }
 
 TEST(Reference, SourceNibbleMatchesOracle) {
@@ -107,12 +105,10 @@ void expect_pack_round_trips() {
 }
 
 TEST(Pack, RoundTripsThroughUnpackDequantizeAndReorder) {
-  expect_pack_round_trips<encoding::u4, order::interleaved>();
-  expect_pack_round_trips<encoding::u4b8, order::interleaved>();
-  expect_pack_round_trips<encoding::s4, order::interleaved>();
-  expect_pack_round_trips<encoding::u4, order::sequential>();
-  expect_pack_round_trips<encoding::u4b8, order::sequential>();
-  expect_pack_round_trips<encoding::s4, order::sequential>();
+  dq4_test::for_each_path([](auto p) {
+    using P = decltype(p);
+    expect_pack_round_trips<P::encoding, P::order>();
+  });
 }
 
 TEST(Pack, AwqOrderIsTheInverseOfTheOutputOrder) {
