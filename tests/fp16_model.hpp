@@ -82,6 +82,8 @@ class sub_f16x2_table {
     }
   }
   std::uint32_t subtrahend() const { return subtrahend_; }
+  // Makes the low lane's result for input x wrong on purpose: the canary that shows a sweep can fail.
+  void corrupt_low_lane(std::uint16_t x, std::uint16_t wrong_result) { low_[x] = wrong_result; }
   std::uint32_t operator()(std::uint32_t a) const {
     return low_[a & 0xFFFFu] | (std::uint32_t{high_[a >> 16]} << 16);
   }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <iomanip>
 #include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -35,6 +36,10 @@ class modelled_sub_f16x2 {
     ADD_FAILURE() << "the algorithm subtracted an untabulated constant 0x" << std::hex << b;
     return 0;
   }
+  void corrupt_low_lane(std::uint32_t subtrahend, std::uint16_t x, std::uint16_t wrong_result) {
+    for (auto& t : tables_)
+      if (t.subtrahend() == subtrahend) t.corrupt_low_lane(x, wrong_result);
+  }
 
  private:
   std::vector<dq4_test::sub_f16x2_table> tables_;
@@ -50,6 +55,7 @@ modelled_sub_f16x2 model_for_path() {
 struct sweep_outcome {
   std::uint64_t mismatches = 0;
   std::uint64_t first = UINT64_MAX;  // first mismatching word
+  std::string description;           // expected and actual bits of the first mismatch
 };
 
 // Runs `check(word) -> bool equal` over words [0, count) on every hardware thread.
@@ -89,22 +95,27 @@ std::string describe(std::uint32_t word, const dq4::fp16x8& expected, const dq4:
   return s.str();
 }
 
+// The fast algorithm run with `model` against the reference on words [0, count).
 template <encoding E, order O>
-void expect_model_matches_reference_exhaustively() {
-  const modelled_sub_f16x2 model = model_for_path<E, O>();
+sweep_outcome compare_with_reference(const modelled_sub_f16x2& model, std::uint64_t count) {
   const auto sub = [&model](std::uint32_t a, std::uint32_t b) { return model(a, b); };  // no table copies
   const auto equal = [&](std::uint32_t w) {
     const dq4::fp16x8 fast = dq4::detail::magic_to_fp16<E, O>(w, sub);
     const dq4::fp16x8 ref = dq4::reference::to_fp16<E, O>(w);
     return std::equal(std::begin(fast.pairs), std::end(fast.pairs), std::begin(ref.pairs));
   };
-  const sweep_outcome outcome = sweep(std::uint64_t{1} << 32, equal);
-  EXPECT_EQ(outcome.mismatches, 0u)
-      << (outcome.mismatches == 0
-              ? std::string()
-              : describe(static_cast<std::uint32_t>(outcome.first),
-                         dq4::reference::to_fp16<E, O>(static_cast<std::uint32_t>(outcome.first)),
-                         dq4::detail::magic_to_fp16<E, O>(static_cast<std::uint32_t>(outcome.first), sub)));
+  sweep_outcome outcome = sweep(count, equal);
+  if (outcome.mismatches != 0) {
+    const auto first = static_cast<std::uint32_t>(outcome.first);
+    outcome.description = describe(first, dq4::reference::to_fp16<E, O>(first), dq4::detail::magic_to_fp16<E, O>(first, sub));
+  }
+  return outcome;
+}
+
+template <encoding E, order O>
+void expect_model_matches_reference_exhaustively() {
+  const sweep_outcome outcome = compare_with_reference<E, O>(model_for_path<E, O>(), std::uint64_t{1} << 32);
+  EXPECT_EQ(outcome.mismatches, 0u) << outcome.description;
 }
 
 TEST(HostModelExhaustive, U4Interleaved) { expect_model_matches_reference_exhaustively<encoding::u4, order::interleaved>(); }
@@ -114,20 +125,17 @@ TEST(HostModelExhaustive, U4Sequential) { expect_model_matches_reference_exhaust
 TEST(HostModelExhaustive, U4b8Sequential) { expect_model_matches_reference_exhaustively<encoding::u4b8, order::sequential>(); }
 TEST(HostModelExhaustive, S4Sequential) { expect_model_matches_reference_exhaustively<encoding::s4, order::sequential>(); }
 
-// The harness can fail: the s4 plan run with the u4b8 subtraction misses the flip in one lane
-// set... concretely, pairing each path with another path's constants must be caught.
-TEST(HostModelCanary, WrongConstantsAreCaught) {
-  // s4 masks and flips, but the bias of u4 (no -8): every element is off by 8.
-  const modelled_sub_f16x2 wrong = model_for_path<encoding::u4, order::interleaved>();
-  const auto equal = [&](std::uint32_t w) {
-    const std::uint32_t x = dq4::detail::and_xor(w, dq4::detail::plan<encoding::s4, order::interleaved>(0).mask,
-                                                 dq4::detail::plan<encoding::s4, order::interleaved>(0).lop3_constant);
-    const std::uint32_t fast = wrong(x, dq4::detail::plan<encoding::u4, order::interleaved>(0).bias);
-    return fast == dq4::reference::to_fp16<encoding::s4, order::interleaved>(w).pairs[0];
-  };
-  const sweep_outcome outcome = sweep(std::uint64_t{1} << 16, equal);
-  EXPECT_EQ(outcome.mismatches, std::uint64_t{1} << 16);
-  EXPECT_EQ(outcome.first, 0u);
+// The harness can fail: one wrong entry in the model (low-lane input 1024 + 5, minus 1024) must show
+// up exactly on the words that feed it, those whose nibble 0 or nibble 2 is 5 (registers 0 and 2 both
+// subtract 1024 in the low lane): 2 * 2^12 - 2^8 of the first 2^16 words, the first being word 5.
+TEST(HostModelCanary, OneWrongModelEntryIsCaught) {
+  modelled_sub_f16x2 model = model_for_path<encoding::u4, order::interleaved>();
+  model.corrupt_low_lane(dq4::detail::plan<encoding::u4, order::interleaved>(0).bias, 0x6405, 0x4600);  // 6, not 5
+  const sweep_outcome outcome = compare_with_reference<encoding::u4, order::interleaved>(model, std::uint64_t{1} << 16);
+  EXPECT_EQ(outcome.mismatches, 2 * (std::uint64_t{1} << 12) - (std::uint64_t{1} << 8));
+  EXPECT_EQ(outcome.first, 5u);
+  EXPECT_NE(outcome.description.find("expected 0x00004500"), std::string::npos) << outcome.description;
+  EXPECT_NE(outcome.description.find("actual   0x00004600"), std::string::npos) << outcome.description;
 }
 
 }  // namespace
