@@ -38,10 +38,15 @@
 // [o, o+3], o = 0..6) that is the number 2^(10-o) + q, exactly:
 //   o = 0: magic 0x6400 (1024), lane = 1024 + q        o = 4: magic 0x5400 (64), lane = 64 + q
 // One bitwise LOP3 masks the nibble and ORs in the magic (XOR also flips bit 3 of the nibble for s4,
-// turning two's complement into offset binary), and one HADD2 subtracts 2^(10-o) (+8 for the signed
-// encodings). The difference is a small integer, so the IEEE subtraction is exact: no rounding occurs
+// turning two's complement into offset binary), and one HADD2 subtracts 2^(10-o) (+8 for u4b8 and
+// s4). The difference is a small integer, so the IEEE subtraction is exact: no rounding occurs
 // anywhere. The reference below computes the same value by integer arithmetic alone, and the tests
 // hold the fast path to it over all 2^32 words.
+//
+// Where the nibbles come from: interleaved registers 0,1 mask the word itself and registers 2,3 the
+// word shifted right by 8 (nibbles at lane bits 0..3 for registers 0,2 and 4..7 for 1,3); sequential
+// register r spreads byte r to every byte with one PRMT and keeps its low nibble in the low lane and
+// its high nibble in the high lane.
 //
 // Cost per 8 values (SASS, checked in CI on every default target): interleaved 1 SHF + 4 LOP3 +
 // 4 HADD2 = 9; sequential 4 PRMT + 4 LOP3 + 4 HADD2 = 12. No conversion instructions (I2F/F2F).
