@@ -289,23 +289,22 @@ TEST(GpuReference, DeviceAndHostReferencesAgree) {
 }
 
 // fp16_array::half2(i) hands out register i unchanged, elements 2i (low) and 2i+1 (high).
-__global__ void half2_kernel(std::uint32_t word, __half2* out) {
-  const dq4::fp16x32 v = dq4::to_fp16<encoding::s4, order::sequential>(make_uint4(word, ~word, word >> 4, word << 4));
+__global__ void half2_kernel(uint4 words, __half2* out) {
+  const dq4::fp16x32 v = dq4::to_fp16<encoding::s4, order::sequential>(words);
   for (int i = 0; i < 16; ++i) out[i] = v.half2(i);
 }
 
 TEST(GpuApi, Half2AccessorGivesTheRegisterBits) {
   DQ4_REQUIRE_GPU();
-  const std::uint32_t word = 0x89AB7654u;
+  const std::uint32_t words[4] = {0x89AB7654u, 0x765489ABu, 0x0F1E2D3Cu, 0xC3D2E1F0u};
   __half2* device = nullptr;
   DQ4_CUDA_OK(cudaMalloc(&device, 16 * sizeof(__half2)));
   DQ4_CUDA_OK(cudaMemset(device, 0xEE, 16 * sizeof(__half2)));  // poison
-  half2_kernel<<<1, 1>>>(word, device);
+  half2_kernel<<<1, 1>>>(make_uint4(words[0], words[1], words[2], words[3]), device);
   DQ4_LAUNCH_OK();
   std::uint32_t out[16];
   DQ4_CUDA_OK(cudaMemcpy(out, device, sizeof out, cudaMemcpyDeviceToHost));
   DQ4_CUDA_OK(cudaFree(device));
-  const std::uint32_t words[4] = {word, ~word, word >> 4, word << 4};
   for (int i = 0; i < 16; ++i) {
     const dq4::fp16x8 expected = dq4::reference::to_fp16<encoding::s4, order::sequential>(words[i / 4]);
     EXPECT_EQ(out[i], expected.pairs[i % 4]) << "register " << i;
