@@ -53,7 +53,7 @@ __global__ void dequantize_kernel(const std::uint32_t* __restrict__ packed, std:
       const std::size_t i = base + lane + 32 * k;
       if (i < words) {
         const dq4::fp16x8 v = dq4::to_fp16<encoding, order>(w[k]);
-        out[i] = make_uint4(v.pairs[0], v.pairs[1], v.pairs[2], v.pairs[3]);
+        out[i] = make_uint4(v.regs[0], v.regs[1], v.regs[2], v.regs[3]);
       }
     }
   }

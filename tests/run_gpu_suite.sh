@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # Runs dq4's GPU checks on a machine with a GPU, from an already built tree:
 #   tests/run_gpu_suite.sh [build dir, default build/default] [log dir, default $OUT or build dir]
-# 1. the exhaustive GPU tests (all 2^32 words per path), 2. the example at full size,
-# 3. both again under compute-sanitizer memcheck and racecheck (DQ4_SANITIZER_SWEEP_LOG2 can shrink
-#    the sweeps there; the default is all 2^32 words), 4. the SASS budgets with the machine's own
+# 1. the exhaustive GPU tests, built for the real targets and as compute_75 PTX (sm_75's code paths,
+#    compiled by the driver for this GPU), 2. the example at full size, 3. both again under
+#    compute-sanitizer memcheck and racecheck (sweeps of 2^DQ4_SANITIZER_SWEEP_LOG2 indices per path,
+#    default 24: the sanitizers slow every access down), 4. the SASS budgets with the machine's own
 #    cuobjdump.
 set -uo pipefail
 build=${1:-build/default}
@@ -24,10 +25,11 @@ step() {  # step NAME COMMAND...: runs, logs, times, and remembers a failure
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
 step gpu_tests "$build/tests/dq4_gpu_tests"
+step gpu_tests_compute75 "$build/tests/dq4_gpu_tests_compute75"
 step example "$build/examples/dequantize_buffer"
-step memcheck_gpu_tests env DQ4_SWEEP_LOG2=${DQ4_SANITIZER_SWEEP_LOG2:-32} \
+step memcheck_gpu_tests env DQ4_SWEEP_LOG2=${DQ4_SANITIZER_SWEEP_LOG2:-24} \
   compute-sanitizer --tool memcheck --error-exitcode 1 "$build/tests/dq4_gpu_tests"
-step racecheck_gpu_tests env DQ4_SWEEP_LOG2=${DQ4_SANITIZER_SWEEP_LOG2:-32} \
+step racecheck_gpu_tests env DQ4_SWEEP_LOG2=${DQ4_SANITIZER_SWEEP_LOG2:-24} \
   compute-sanitizer --tool racecheck --error-exitcode 1 "$build/tests/dq4_gpu_tests"
 step memcheck_example compute-sanitizer --tool memcheck --error-exitcode 1 "$build/examples/dequantize_buffer"
 step racecheck_example compute-sanitizer --tool racecheck --error-exitcode 1 "$build/examples/dequantize_buffer"

@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// dq4: bit-exact dequantization of packed 4-bit weights to fp16.
+// dq4: bit-exact dequantization of packed 4-bit weights to fp16, bf16 and fp32.
 //
 // One 32-bit word holds eight 4-bit values ("nibbles"); nibble k sits at bits [4k, 4k+3].
-// A call turns the word into eight fp16 values, returned as four half2 registers.
+// A call turns the word into eight values of the output format, returned as registers: four
+// 32-bit registers of two 16-bit values for fp16 and bf16 (half2 / bfloat162 layout), eight for fp32.
 //
-// Two things must match between the code that packed the weights and the code that reads them:
+// Three things must match between the code that packed the weights and the code that reads them:
 //
-// 1. The encoding: what integer a nibble n (0..15) stands for.
-//      encoding::u4    n        (0..15)   AWQ weights and zero points
+// 1. The encoding: what a nibble n (0..15) stands for.
+//      encoding::u4    n        (0..15)   AWQ / GPTQ weights and zero points
 //      encoding::u4b8  n - 8    (-8..7)   GPTQ symmetric, Marlin "uint4b8" (offset binary)
 //      encoding::s4    n as two's complement (-8..7)   CUTLASS int4b_t
+//      encoding::e2m1  fp4 (sign, 2 exponent bits, 1 mantissa bit): 0, 0.5, 1, 1.5, 2, 3, 4, 6 and
+//                      their negatives (MXFP4 / NVFP4 elements; nibble 8 is -0)
 //
 // 2. The order: which nibble output element j (0..7) comes from.
 //
@@ -18,42 +21,37 @@
 //        word bits:    31..28 27..24 23..20 19..16 15..12 11..8  7..4   3..0
 //        nibble:         7      6      5      4      3      2      1      0
 //        holds output:   7      5      3      1      6      4      2      0
-//        registers out:  pairs[0] = {out0, out1} = {nibble 0, nibble 4}
-//                        pairs[1] = {out2, out3} = {nibble 1, nibble 5}
-//                        pairs[2] = {out4, out5} = {nibble 2, nibble 6}
-//                        pairs[3] = {out6, out7} = {nibble 3, nibble 7}
 //        output j comes from nibble [0,4,1,5,2,6,3,7][j]; nibble k holds output [0,2,4,6,1,3,5,7][k]
 //
-//      order::sequential (plain packing: value j in nibble j, no repacking needed)
+//      order::sequential (plain packing: value j in nibble j, as GPTQ and MXFP4 store them)
 //        word bits:    31..28 27..24 23..20 19..16 15..12 11..8  7..4   3..0
 //        nibble:         7      6      5      4      3      2      1      0
 //        holds output:   7      6      5      4      3      2      1      0
 //
-//    dq4::pack<E, O> writes exactly the layout that dq4::to_fp16<E, O> reads, so values packed with
-//    one (E, O) pair come back in their original order from the same pair. Neither parameter has a
-//    default: every call site names the order it expects.
+// 3. The output format: fp16, bf16 or fp32. Output element j sits in register j / 2 (low 16 bits for
+//    even j) for fp16 and bf16, in register j for fp32.
 //
-// Why the fast path is exact. The fp16 with biased exponent 25 - o and mantissa field m is
-// 2^(10-o) * (1 + m / 1024) = 2^(10-o) + m * 2^-o. With m = q << o (a nibble q at mantissa bits
-// [o, o+3], o = 0..6) that is the number 2^(10-o) + q, exactly:
-//   o = 0: magic 0x6400 (1024), lane = 1024 + q        o = 4: magic 0x5400 (64), lane = 64 + q
-// One bitwise LOP3 masks the nibble and ORs in the magic (XOR also flips bit 3 of the nibble for s4,
-// turning two's complement into offset binary), and one HADD2 subtracts 2^(10-o) (+8 for u4b8 and
-// s4). The difference is a small integer, so the IEEE subtraction is exact: no rounding occurs
-// anywhere. The reference below computes the same value by integer arithmetic alone, and the tests
-// hold the fast path to it over all 2^32 words.
+//    dq4::pack<E, O> writes exactly the layout that dq4::dequantize<F, E, O> reads. No template
+//    parameter has a default: every call site names the layout it expects.
 //
-// Where the nibbles come from: interleaved registers 0,1 mask the word itself and registers 2,3 the
-// word shifted right by 8 (nibbles at lane bits 0..3 for registers 0,2 and 4..7 for 1,3); sequential
-// register r spreads byte r to every byte with one PRMT and keeps its low nibble in the low lane and
-// its high nibble in the high lane.
+// Why the integer paths are exact. A float with mantissa field m, M mantissa bits and the exponent of
+// 2^(M-o) is 2^(M-o) * (1 + m / 2^M) = 2^(M-o) + m * 2^-o. With m = q << o (a nibble q at mantissa
+// bits [o, o+3]) that is the number 2^(M-o) + q, exactly. One bitwise LOP3 masks the nibble and ORs in
+// the exponent (XOR also flips bit 3 for s4, turning two's complement into offset binary), and one
+// add of -(2^(M-o) + offset) leaves the decoded value. The difference is a small integer, so the add
+// is exact: no rounding anywhere. With a zero point the add subtracts 2^(M-o) + z (still exact: q - z
+// is a small integer) and one multiply by the scale rounds once, which is the correctly rounded
+// (q - z) * s. The placement o differs per format (fp16: o = 0 or 4; bf16: o = 0, since bf16 has only
+// 7 mantissa bits and bit 7 is an exponent bit; fp32: o = 0..16).
 //
-// Cost per 8 values (SASS, checked in CI on every default target): interleaved 1 SHF + 4 LOP3 +
-// 4 HADD2 = 9; sequential 4 PRMT + 4 LOP3 + 4 HADD2 = 12. No conversion instructions (I2F/F2F).
+// e2m1 is not linear in its bits, so it is a table look-up: one PRMT picks four magnitude bytes from
+// an 8-byte table indexed by the exponent and mantissa bits, a second PRMT (sign-replicate mode)
+// turns the four sign bits into bytes, and one more PRMT per register moves the bytes into place.
 //
-// The header compiles with a plain host C++17 compiler; the device fast path is used where f16x2
-// arithmetic exists (sm_53 and newer), and everywhere else (host code, older GPUs) the reference
-// runs, giving the same bits.
+// The reference namespace states every result with integer arithmetic alone (constexpr, plain C++17);
+// the tests hold each fast path to it over all 2^32 words and, for scales, over every scale value.
+// The header compiles with a plain host C++17 compiler; host code, and device targets without the
+// arithmetic a fast path needs (see dequantize below), run the reference, giving the same bits.
 #pragma once
 
 #include <array>
@@ -62,8 +60,12 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #if defined(__CUDACC__)
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #define DQ4_HD __host__ __device__ __forceinline__
 #else  // !defined(__CUDACC__)
@@ -72,11 +74,12 @@
 
 namespace dq4 {
 
-/// What integer a nibble n (0..15) stands for.
+/// What a nibble n (0..15) stands for.
 enum class encoding {
   u4,    ///< unsigned: n, in 0..15
   u4b8,  ///< offset binary: n - 8, in -8..7
   s4,    ///< two's complement: n - 16 if n >= 8 else n, in -8..7
+  e2m1,  ///< fp4 (1 sign, 2 exponent, 1 mantissa bit): +-{0, 0.5, 1, 1.5, 2, 3, 4, 6}
 };
 
 /// Which nibble each output element comes from (see the diagram at the top of this file).
@@ -85,13 +88,24 @@ enum class order {
   sequential,   ///< output j from nibble j
 };
 
+/// The output number format.
+enum class format { fp16, bf16, fp32 };
+
+/// How a stored 4-bit zero point n gives the zero z in w = (q - z) * s.
+enum class zeros {
+  awq,      ///< z = n (zeros packed like the weights, interleaved order)
+  gptq_v1,  ///< z = n + 1: GPTQ v1 checkpoints store z - 1 (z = 1..16; n = 15 is z = 16, no wrap)
+  gptq_v2,  ///< z = n (GPTQ v2 / GPTQModel format, sequential order)
+};
+
 inline constexpr encoding u4 = encoding::u4;
 inline constexpr encoding u4b8 = encoding::u4b8;
 inline constexpr encoding s4 = encoding::s4;
+inline constexpr encoding e2m1 = encoding::e2m1;
 inline constexpr order interleaved = order::interleaved;
 inline constexpr order sequential = order::sequential;
 
-/// Smallest and largest value an encoding represents.
+/// Smallest and largest value an integer encoding represents.
 [[nodiscard]] DQ4_HD constexpr int min_value_of(encoding e) noexcept { return e == encoding::u4 ? 0 : -8; }
 [[nodiscard]] DQ4_HD constexpr int max_value_of(encoding e) noexcept { return e == encoding::u4 ? 15 : 7; }
 template <encoding E>
@@ -101,33 +115,76 @@ inline constexpr int max_value = max_value_of(E);
 
 /// The nibble (0..7) of a packed word that output element j (0..7) comes from.
 [[nodiscard]] DQ4_HD constexpr int source_nibble(order o, int j) noexcept {
-  // interleaved: j = 2r + h reads nibble r + 4h, so register r holds {nibble r, nibble r + 4}
+  // interleaved: j = 2r + h reads nibble r + 4h
   return o == order::sequential ? j : (j >> 1) + ((j & 1) << 2);
 }
 
-/// N fp16 values in half2 layout: element 2i in the low 16 bits of pairs[i], element 2i+1 in the
-/// high 16 bits. The registers can be used directly as half2 operands or MMA fragments.
-template <int N>
-struct alignas(16) fp16_array {
-  static_assert(N % 8 == 0, "dq4 produces fp16 values in groups of eight");
-  std::uint32_t pairs[N / 2];
+/// Bits of one value of a format, and how many values share a 32-bit register.
+[[nodiscard]] DQ4_HD constexpr int value_bits(format f) noexcept { return f == format::fp32 ? 32 : 16; }
+[[nodiscard]] DQ4_HD constexpr int values_per_register(format f) noexcept { return 32 / value_bits(f); }
+[[nodiscard]] DQ4_HD constexpr int mantissa_bits(format f) noexcept {
+  return f == format::fp16 ? 10 : f == format::bf16 ? 7 : 23;
+}
+[[nodiscard]] DQ4_HD constexpr int exponent_bias(format f) noexcept { return f == format::fp16 ? 15 : 127; }
+[[nodiscard]] DQ4_HD constexpr int exponent_bits(format f) noexcept { return value_bits(f) - 1 - mantissa_bits(f); }
 
-  /// fp16 bit pattern of element j.
-  [[nodiscard]] DQ4_HD constexpr std::uint16_t bits(int j) const noexcept {
-    return static_cast<std::uint16_t>(pairs[j / 2] >> (16 * (j % 2)));
+/// N values of format F in registers: element j in register j / values_per_register(F), at bit
+/// 16 * (j % 2) for the 16-bit formats. The registers can be used directly as half2 / bfloat162 /
+/// float operands or MMA fragments.
+template <format F, int N>
+struct alignas(16) fragment {
+  static_assert(N % 8 == 0, "dq4 produces values in groups of eight");
+  static constexpr int registers = N / values_per_register(F);
+  std::uint32_t regs[registers];
+
+  /// Bit pattern of element j (16 significant bits for fp16 and bf16).
+  [[nodiscard]] DQ4_HD constexpr std::uint32_t bits(int j) const noexcept {
+    if constexpr (F == format::fp32) {
+      return regs[j];
+    } else {
+      return (regs[j / 2] >> (16 * (j % 2))) & 0xFFFFu;
+    }
   }
 #if defined(__CUDACC__)
   /// Register i as a __half2 (elements 2i and 2i+1).
   [[nodiscard]] DQ4_HD __half2 half2(int i) const noexcept {
+    static_assert(F == format::fp16, "half2() reads fp16 fragments; use bfloat162() or value()");
     __half2 h;
-    std::memcpy(&h, &pairs[i], sizeof h);
+    std::memcpy(&h, &regs[i], sizeof h);
+    return h;
+  }
+  /// Register i as a __nv_bfloat162 (elements 2i and 2i+1).
+  [[nodiscard]] DQ4_HD __nv_bfloat162 bfloat162(int i) const noexcept {
+    static_assert(F == format::bf16, "bfloat162() reads bf16 fragments; use half2() or value()");
+    __nv_bfloat162 h;
+    std::memcpy(&h, &regs[i], sizeof h);
     return h;
   }
 #endif  // defined(__CUDACC__)
+  /// Element j of an fp32 fragment as a float.
+  [[nodiscard]] DQ4_HD float value(int j) const noexcept {
+    static_assert(F == format::fp32, "value() reads fp32 fragments; use half2() or bfloat162()");
+    float f;
+    std::memcpy(&f, &regs[j], sizeof f);
+    return f;
+  }
 };
 
-using fp16x8 = fp16_array<8>;    ///< eight values from one 32-bit word
-using fp16x32 = fp16_array<32>;  ///< 32 values from four words (one 128-bit load)
+using fp16x8 = fragment<format::fp16, 8>;    ///< eight fp16 values from one 32-bit word
+using fp16x32 = fragment<format::fp16, 32>;  ///< 32 fp16 values from four words (one 128-bit load)
+using bf16x8 = fragment<format::bf16, 8>;
+using bf16x32 = fragment<format::bf16, 32>;
+using fp32x8 = fragment<format::fp32, 8>;
+using fp32x32 = fragment<format::fp32, 32>;
+
+/// A fragment of eight copies of one value (bit pattern `bits` of format F), e.g. a block scale.
+template <format F>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> splat(std::uint32_t bits) noexcept {
+  fragment<F, 8> out{};
+  const std::uint32_t reg = F == format::fp32 ? bits : (bits & 0xFFFFu) * 0x00010001u;
+  for (int r = 0; r < fragment<F, 8>::registers; ++r) out.regs[r] = reg;
+  return out;
+}
 
 // ------------------------------------------------------------------------------------------------
 // The reference: what every fast path must return, stated with integer arithmetic only.
@@ -139,106 +196,286 @@ namespace reference {
   return (word >> (4 * k)) & 0xFu;
 }
 
-/// The integer a nibble (0..15) stands for under encoding e.
+/// The integer a nibble (0..15) stands for under an integer encoding e.
 [[nodiscard]] DQ4_HD constexpr int decode(encoding e, unsigned n) noexcept {
   const int v = static_cast<int>(n);
   switch (e) {
     case encoding::u4: return v;
     case encoding::u4b8: return v - 8;
     case encoding::s4: return v >= 8 ? v - 16 : v;
+    case encoding::e2m1: break;  // not an integer: see twice_e2m1
   }
-  return v;  // unreachable for a valid enumerator; keeps every path returning
+  return v;
 }
 
-/// fp16 bit pattern of an integer with |v| < 2048 (every such integer is exactly representable).
-[[nodiscard]] DQ4_HD constexpr std::uint16_t fp16_bits(int v) noexcept {
-  const unsigned sign = v < 0 ? 0x8000u : 0u;
-  const unsigned magnitude = static_cast<unsigned>(v < 0 ? -v : v);
-  if (magnitude == 0) return 0;  // +0: integers carry no sign of zero
-  // floor(log2(magnitude)) by binary search over 8, 4, 2, 1 bit steps
-  unsigned exponent = 0;
-  for (unsigned step = 8; step != 0; step /= 2) {
-    if ((magnitude >> (exponent + step)) != 0) exponent += step;
-  }
-  const unsigned fraction = (magnitude << (10 - exponent)) & 0x3FFu;  // drop the implicit 1
-  return static_cast<std::uint16_t>(sign | ((exponent + 15) << 10) | fraction);
+/// Twice the magnitude of an e2m1 nibble (sign ignored): 2 * {0, 0.5, 1, 1.5, 2, 3, 4, 6}.
+[[nodiscard]] DQ4_HD constexpr unsigned twice_e2m1(unsigned n) noexcept {
+  const unsigned exponent = (n >> 1) & 3u, mantissa = n & 1u;
+  // exponent 0 is subnormal: mantissa * 0.5; otherwise 2^(exponent-1) * (1 + mantissa / 2)
+  return exponent == 0 ? mantissa : (2u + mantissa) << (exponent - 1);
 }
 
-/// Output element j of a word, as an integer.
+/// A number sign * magnitude * 2^exponent (magnitude an integer), or an infinity or a NaN.
+struct exact_number {
+  bool negative;
+  std::uint64_t magnitude;
+  int exponent;
+  bool infinite;
+  bool nan;
+};
+
+/// Bit pattern of the canonical NaN a GPU returns for f (0x7FFF, 0x7FFF, 0x7FFFFFFF).
+[[nodiscard]] DQ4_HD constexpr std::uint32_t canonical_nan(format f) noexcept {
+  return f == format::fp32 ? 0x7FFFFFFFu : 0x7FFFu;
+}
+
+/// x rounded to format f: to nearest, ties to even, with subnormals, overflow to infinity.
+[[nodiscard]] DQ4_HD constexpr std::uint32_t round_to(format f, const exact_number& x) noexcept {
+  const std::uint32_t sign = x.negative ? 1u << (value_bits(f) - 1) : 0u;
+  const std::uint32_t infinity = ((1u << exponent_bits(f)) - 1u) << mantissa_bits(f);
+  if (x.nan) return canonical_nan(f);
+  if (x.infinite) return sign | infinity;
+  if (x.magnitude == 0) return sign;  // a signed zero
+  int top = 63;  // position of the magnitude's leading 1
+  while ((x.magnitude >> top) == 0) --top;
+  const int min_exponent = 1 - exponent_bias(f);  // subnormals share the lowest binade's quantum
+  const int binade = top + x.exponent > min_exponent ? top + x.exponent : min_exponent;
+  // The result is a multiple of 2^(binade - M); count it in those units (`significand`).
+  const int shift = binade - mantissa_bits(f) - x.exponent;
+  std::uint64_t significand = 0;
+  if (shift <= 0) {
+    significand = x.magnitude << -shift;  // exact: -shift <= M - top
+  } else if (shift < 64) {
+    significand = x.magnitude >> shift;
+    const std::uint64_t remainder = x.magnitude & ((std::uint64_t{1} << shift) - 1);
+    const std::uint64_t half = std::uint64_t{1} << (shift - 1);
+    if (remainder > half || (remainder == half && (significand & 1) != 0)) ++significand;
+  }  // shift >= 64: below half of the smallest subnormal, rounds to zero
+  // With the implicit 1 inside `significand`, the fields are the sum below; a significand that
+  // rounded up to 2^(M+1), or a subnormal that rounded up to 2^M, carries into the exponent.
+  const std::uint64_t bits = (static_cast<std::uint64_t>(binade - min_exponent) << mantissa_bits(f)) + significand;
+  return sign | (bits >= infinity ? infinity : static_cast<std::uint32_t>(bits));
+}
+
+/// Bit pattern of the integer v in format f (exact for |v| < 2^(M+1)).
+[[nodiscard]] DQ4_HD constexpr std::uint32_t bits_of(format f, int v) noexcept {
+  return round_to(f, exact_number{v < 0, static_cast<std::uint64_t>(v < 0 ? -v : v), 0, false, false});
+}
+
+/// The exact number a bit pattern of format f holds.
+[[nodiscard]] DQ4_HD constexpr exact_number number_of(format f, std::uint32_t bits) noexcept {
+  const int m = mantissa_bits(f);
+  const bool negative = ((bits >> (value_bits(f) - 1)) & 1u) != 0;
+  const std::uint32_t field = (bits >> m) & ((1u << exponent_bits(f)) - 1u);
+  const std::uint64_t fraction = bits & ((1u << m) - 1u);
+  if (field == (1u << exponent_bits(f)) - 1u) return exact_number{negative, 0, 0, fraction == 0, fraction != 0};
+  const int min_exponent = 1 - exponent_bias(f);
+  if (field == 0) return exact_number{negative, fraction, min_exponent - m, false, false};
+  return exact_number{negative, fraction | (std::uint64_t{1} << m),
+                      static_cast<int>(field) - exponent_bias(f) - m, false, false};
+}
+
+/// The exact product of a small integer and a number (IEEE rules for zeros, infinities and NaN).
+[[nodiscard]] DQ4_HD constexpr exact_number times(int k, const exact_number& x) noexcept {
+  const bool negative = (k < 0) != x.negative;
+  if (x.nan || (x.infinite && k == 0)) return exact_number{false, 0, 0, false, true};
+  const auto magnitude = static_cast<std::uint64_t>(k < 0 ? -k : k);
+  return exact_number{negative, magnitude * x.magnitude, x.exponent, x.infinite, false};
+}
+
+/// Output element j of a word under an integer encoding, as an integer.
 template <encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr int value(std::uint32_t word, int j) noexcept {
   return decode(E, nibble(word, source_nibble(O, j)));
 }
 
-/// The eight fp16 values of one word, element j = fp16(value<E, O>(word, j)).
+/// The exact number output element j of a word stands for.
 template <encoding E, order O>
-[[nodiscard]] DQ4_HD constexpr fp16x8 to_fp16(std::uint32_t word) noexcept {
-  fp16x8 out{};
-  for (int r = 0; r < 4; ++r) {
-    out.pairs[r] = fp16_bits(value<E, O>(word, 2 * r)) |
-                   (std::uint32_t{fp16_bits(value<E, O>(word, 2 * r + 1))} << 16);
+[[nodiscard]] DQ4_HD constexpr exact_number element(std::uint32_t word, int j) noexcept {
+  if constexpr (E == encoding::e2m1) {
+    const unsigned n = nibble(word, source_nibble(O, j));
+    return exact_number{(n & 8u) != 0, twice_e2m1(n), -1, false, false};
+  } else {
+    const int v = value<E, O>(word, j);
+    return exact_number{v < 0, static_cast<std::uint64_t>(v < 0 ? -v : v), 0, false, false};
+  }
+}
+
+/// Packs eight bit patterns, element j at register j / per-register, like the fast paths.
+template <format F>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> assemble(const std::uint32_t (&bits)[8]) noexcept {
+  fragment<F, 8> out{};
+  for (int j = 0; j < 8; ++j) {
+    out.regs[j / values_per_register(F)] |= bits[j] << (value_bits(F) * (j % values_per_register(F)));
   }
   return out;
+}
+
+/// The eight values of one word in format F: element j = the value of its nibble, exactly.
+template <format F, encoding E, order O>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word) noexcept {
+  std::uint32_t bits[8] = {};
+  for (int j = 0; j < 8; ++j) bits[j] = round_to(F, element<E, O>(word, j));
+  return assemble<F>(bits);
+}
+
+/// Element j = value * scales element j, rounded once to F (the product is exact before rounding).
+template <format F, encoding E, order O>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, const fragment<F, 8>& scales) noexcept {
+  std::uint32_t bits[8] = {};
+  for (int j = 0; j < 8; ++j) {
+    const exact_number v = element<E, O>(word, j);
+    const exact_number s = number_of(F, scales.bits(j));
+    exact_number product = times(static_cast<int>(v.magnitude), s);
+    product.negative = product.negative != v.negative;
+    product.exponent += v.exponent;
+    bits[j] = round_to(F, product);
+  }
+  return assemble<F>(bits);
+}
+
+/// The zero z that a stored zero-point nibble n stands for.
+[[nodiscard]] DQ4_HD constexpr int zero_of(zeros z, unsigned n) noexcept {
+  return static_cast<int>(n) + (z == zeros::gptq_v1 ? 1 : 0);
+}
+
+/// Element j = (q - z) * s rounded once to F, with q the u4 weight, z from the zeros word (packed in
+/// the same order as the weights) under convention Z, s the scales element j.
+template <format F, zeros Z, order O>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, std::uint32_t zeros_word,
+                                                         const fragment<F, 8>& scales) noexcept {
+  std::uint32_t bits[8] = {};
+  for (int j = 0; j < 8; ++j) {
+    const int q = value<encoding::u4, O>(word, j);
+    const int z = zero_of(Z, nibble(zeros_word, source_nibble(O, j)));
+    bits[j] = round_to(F, times(q - z, number_of(F, scales.bits(j))));
+  }
+  return assemble<F>(bits);
+}
+
+/// fp16 bit pattern of a small integer (kept for readability of the fp16 tests).
+[[nodiscard]] DQ4_HD constexpr std::uint16_t fp16_bits(int v) noexcept {
+  return static_cast<std::uint16_t>(bits_of(format::fp16, v));
+}
+
+/// The eight fp16 values of one word (reference::dequantize<format::fp16, E, O>).
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD constexpr fp16x8 to_fp16(std::uint32_t word) noexcept {
+  return dequantize<format::fp16, E, O>(word);
 }
 
 }  // namespace reference
 
 // ------------------------------------------------------------------------------------------------
-// The fast path, written once for every encoding and order.
+// The fast paths, written once for every format, encoding and order.
 // ------------------------------------------------------------------------------------------------
 namespace detail {
 
-/// fp16 bits of 2^(10 - o): the magic number for a nibble placed at mantissa bits [o, o+3].
-/// Its exponent field is 15 + 10 - o and a mantissa step there is worth 2^-o, so the bit pattern
-/// (magic | q << o) is the number 2^(10-o) + q.
-[[nodiscard]] DQ4_HD constexpr std::uint32_t magic_lane(int o) noexcept {
-  return static_cast<std::uint32_t>(25 - o) << 10;
+template <class Fn, int... I>
+DQ4_HD constexpr void unrolled(Fn&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
 }
 
-/// How output register r (elements 2r, 2r+1) is built from the word:
-///   x = (source & mask) ^ lop3_constant     -> lanes hold 2^(10-o) + q   (q = offset-binary nibble)
-///   result = x - bias                       -> lanes hold the decoded value, exactly
+/// Calls f(std::integral_constant<int, i>{}) for i = 0 .. N-1: every register index is a constant
+/// expression, so each register's plan (shifts, masks, constants) is fixed at compile time, on the
+/// device and on the host alike.
+template <int N, class Fn>
+DQ4_HD constexpr void unrolled(Fn&& f) {
+  unrolled(f, std::make_integer_sequence<int, N>{});
+}
+
+/// Bit pattern of 2^(M - o) in format f: the magic number for a nibble at mantissa bits [o, o+3].
+/// A mantissa step there is worth 2^-o, so the pattern (magic | q << o) is the number 2^(M-o) + q.
+[[nodiscard]] DQ4_HD constexpr std::uint32_t magic(format f, int o) noexcept {
+  return static_cast<std::uint32_t>(exponent_bias(f) + mantissa_bits(f) - o) << mantissa_bits(f);
+}
+
+/// How output register r is built from the word (integer encodings):
+///   source = permute ? PRMT(word, shift ? word >> shift : 0, selector) : word >> shift
+///   x      = (source & mask) ^ lop3_constant      -> each value holds 2^(M-o) + q, q offset binary
+///   result = x + addend                           -> the decoded value, exactly
 struct register_plan {
-  int source;                  ///< interleaved: 0 = word, 1 = word >> 8; sequential: byte to spread
-  std::uint32_t mask;          ///< the two nibbles kept, one per 16-bit lane
-  std::uint32_t lop3_constant; ///< magic per lane, plus bit 3 of the nibble for s4 (the flip)
-  std::uint32_t bias;          ///< fp16x2 subtracted: 2^(10-o), plus 8 for u4b8 and s4
+  bool permute;
+  int shift;
+  unsigned selector;
+  std::uint32_t mask;           ///< the nibble kept per value
+  std::uint32_t lop3_constant;  ///< magic per value, plus bit 3 of the nibble for s4 (the flip)
+  std::uint32_t magic;          ///< magic per value alone
+  std::uint32_t addend;         ///< -(2^(M-o)), minus 8 more for u4b8 and s4
 };
 
-template <encoding E, order O>
-[[nodiscard]] DQ4_HD constexpr register_plan plan(int r) noexcept {
-  // Nibble offsets inside the low (o0) and high (o1) 16-bit lanes.
-  //  interleaved: registers 0,2 take nibbles at lane bits 0..3, registers 1,3 at lane bits 4..7;
-  //               registers 2,3 read the word shifted right by 8 (nibbles 2,3,6,7).
-  //  sequential:  byte r is spread to every byte; the low lane keeps its low nibble (bits 0..3),
-  //               the high lane its high nibble (bits 20..23, lane bits 4..7).
-  const bool seq = O == order::sequential;
-  const int o0 = seq ? 0 : 4 * (r & 1);
-  const int o1 = seq ? 4 : 4 * (r & 1);
-  const std::uint32_t magic = magic_lane(o0) | (magic_lane(o1) << 16);
-  const std::uint32_t nibble_bit3 = (0x8u << o0) | (0x8u << (16 + o1));
-  return register_plan{
-      seq ? r : (r >> 1),
-      (0xFu << o0) | (0xFu << (16 + o1)),
-      E == encoding::s4 ? magic | nibble_bit3 : magic,
-      // 2^(10-o) + 8 has mantissa 8 << o, the same bits as the flipped nibble
-      E == encoding::u4 ? magic : magic | nibble_bit3,
-  };
+/// Bit offsets o of the nibble inside each value of register r (the high value's in .second).
+struct offsets {
+  int low, high;
+};
+
+template <format F, order O>
+[[nodiscard]] DQ4_HD constexpr offsets nibble_offsets(int r) noexcept {
+  if constexpr (F == format::fp16) {
+    // interleaved: registers 0,2 at bits 0..3 of each half, 1,3 at bits 4..7;
+    // sequential: byte r spread to every byte, low nibble kept low, high nibble kept high.
+    return O == order::interleaved ? offsets{4 * (r & 1), 4 * (r & 1)} : offsets{0, 4};
+  } else if constexpr (F == format::bf16) {
+    return offsets{0, 0};  // bit 7 is an exponent bit: every nibble sits at bits 0..3
+  } else {
+    // fp32: nibbles 0..4 straight from the word, 5..7 from the word >> 12 (o <= 19)
+    const int k = source_nibble(O, r);
+    return offsets{k >= 5 ? 4 * k - 12 : 4 * k, 0};
+  }
 }
 
-/// The word that register r's nibbles are masked from.
-template <order O>
-[[nodiscard]] DQ4_HD std::uint32_t source_word(std::uint32_t word, std::uint32_t word_shr8,
-                                               int source) noexcept {
-  if constexpr (O == order::interleaved) {
-    return source == 0 ? word : word_shr8;
+template <format F, encoding E, order O>
+[[nodiscard]] DQ4_HD constexpr register_plan plan(int r) noexcept {
+  const offsets o = nibble_offsets<F, O>(r);
+  const int high = value_bits(F) == 16 ? 16 : 0;  // second value's bit position (none for fp32)
+  const std::uint32_t m = magic(F, o.low) | (high ? magic(F, o.high) << high : 0u);
+  const std::uint32_t mask = (0xFu << o.low) | (high ? 0xFu << (high + o.high) : 0u);
+  const std::uint32_t bit3 = (0x8u << o.low) | (high ? 0x8u << (high + o.high) : 0u);
+  // 2^(M-o) + 8 has mantissa 8 << o: the same bits as the flipped nibble
+  const std::uint32_t bias = E == encoding::u4 ? m : m | bit3;
+  const std::uint32_t sign = high ? 0x80008000u : 0x80000000u;
+  register_plan p{false, 0, 0, mask, E == encoding::s4 ? m | bit3 : m, m, bias ^ sign};
+  if constexpr (F == format::fp16) {
+    if (O == order::interleaved) {
+      p.shift = 8 * (r >> 1);
+    } else {
+      p.permute = true;
+      p.selector = 0x1111u * static_cast<unsigned>(r);
+    }
+  } else if constexpr (F == format::bf16) {
+    if (O == order::interleaved) {
+      p.shift = 4 * r;
+    } else {
+      // byte r of the word to byte 0 (nibble 2r), byte r of word >> 4 to byte 2 (nibble 2r + 1)
+      const auto b = static_cast<unsigned>(r);
+      p.permute = true;
+      p.shift = 4;
+      p.selector = b | (b << 4) | ((4 + b) << 8) | ((4 + b) << 12);
+    }
   } else {
-#if defined(__CUDA_ARCH__)
-    return __byte_perm(word, 0u, 0x1111u * static_cast<unsigned>(source));  // one PRMT
-#else   // !defined(__CUDA_ARCH__)
-    return ((word >> (8 * source)) & 0xFFu) * 0x01010101u;
-#endif  // defined(__CUDA_ARCH__)
+    p.shift = source_nibble(O, r) >= 5 ? 12 : 0;
   }
+  return p;
+}
+
+/// PRMT (prmt.b32, default mode): byte i of the result is byte s_i & 7 of {b, a} (a = bytes 0..3),
+/// or, when bit 3 of s_i is set, that byte's top bit copied into all eight bits.
+[[nodiscard]] DQ4_HD std::uint32_t prmt(std::uint32_t a, std::uint32_t b, std::uint32_t selector) noexcept {
+#if defined(__CUDA_ARCH__)
+  std::uint32_t out;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(out) : "r"(a), "r"(b), "r"(selector));
+  return out;
+#else   // !defined(__CUDA_ARCH__)
+  const std::uint64_t bytes = a | (std::uint64_t{b} << 32);
+  std::uint32_t out = 0;
+  for (int i = 0; i < 4; ++i) {
+    const unsigned s = (selector >> (4 * i)) & 0xFu;
+    std::uint32_t byte = (bytes >> (8 * (s & 7u))) & 0xFFu;
+    if ((s & 8u) != 0) byte = (byte & 0x80u) != 0 ? 0xFFu : 0x00u;
+    out |= byte << (8 * i);
+  }
+  return out;
+#endif  // defined(__CUDA_ARCH__)
 }
 
 /// (a & b) ^ c as one instruction. Written as plain C++ the compiler emits two LOP3s when both b and
@@ -254,39 +491,249 @@ template <order O>
 #endif  // defined(__CUDA_ARCH__)
 }
 
-/// The fast algorithm with the f16x2 subtraction supplied by the caller: the device passes the
-/// hardware instruction, the tests pass an exact software model of it.
-template <encoding E, order O, class SubF16x2>
-[[nodiscard]] DQ4_HD fp16x8 magic_to_fp16(std::uint32_t word, SubF16x2 sub_f16x2) noexcept {
-  const std::uint32_t word_shr8 = word >> 8;  // used by the interleaved order only
-  fp16x8 out{};
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif  // defined(__CUDA_ARCH__)
-  for (int r = 0; r < 4; ++r) {
-    const register_plan p = plan<E, O>(r);
-    const std::uint32_t x = and_xor(source_word<O>(word, word_shr8, p.source), p.mask, p.lop3_constant);
-    out.pairs[r] = sub_f16x2(x, p.bias);
+/// The word register r's nibbles are masked from.
+[[nodiscard]] DQ4_HD std::uint32_t source_word(std::uint32_t word, const register_plan& p) noexcept {
+  return p.permute ? prmt(word, p.shift != 0 ? word >> p.shift : 0u, p.selector) : word >> p.shift;
+}
+
+/// Register r with every value at 2^(M-o) + q (q the offset-binary nibble): one LOP3.
+template <format F, encoding E, order O, int R>
+[[nodiscard]] DQ4_HD std::uint32_t biased_register(std::uint32_t word) noexcept {
+  constexpr register_plan p = plan<F, E, O>(R);
+  return and_xor(source_word(word, p), p.mask, p.lop3_constant);
+}
+
+/// Registers x + addend for every register (integer encodings): the unscaled fast path.
+/// `Arithmetic` supplies add(a, b) and mul(a, b) on whole registers of format F: the device passes
+/// the hardware instructions, the tests an exact software model of them.
+template <format F, encoding E, order O, class Arithmetic>
+[[nodiscard]] DQ4_HD fragment<F, 8> magic_dequantize(std::uint32_t word, const Arithmetic& arithmetic) noexcept {
+  fragment<F, 8> out{};
+  unrolled<fragment<F, 8>::registers>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    out.regs[R] = arithmetic.add(biased_register<F, E, O, R>(word), plan<F, E, O>(R).addend);
+  });
+  return out;
+}
+
+/// The same, then each register times the scales register: one rounding, in the multiply.
+template <format F, encoding E, order O, class Arithmetic>
+[[nodiscard]] DQ4_HD fragment<F, 8> magic_dequantize(std::uint32_t word, const fragment<F, 8>& scales,
+                                                     const Arithmetic& arithmetic) noexcept {
+  fragment<F, 8> out = magic_dequantize<F, E, O>(word, arithmetic);
+  unrolled<fragment<F, 8>::registers>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    out.regs[R] = arithmetic.mul(out.regs[R], scales.regs[R]);
+  });
+  return out;
+}
+
+}  // namespace detail
+
+/// The per-group registers of a zero-point dequantization, made by prepare_zeros once per group,
+/// outside the K loop, and read only by dequantize. On the fast path they hold -(2^(M-o) + z) per
+/// value, in the output layout; where the reference runs, the zeros word and the convention.
+template <format F, order O>
+struct zero_point {
+  std::uint32_t regs[fragment<F, 8>::registers];
+};
+
+namespace detail {
+
+/// -(2^(M-o) + z) per value from a zeros word: one LOP3 (and one add of -1 for GPTQ v1), then the
+/// sign flip, folded into the LOP3 constant. Exact: 2^(M-o) + z is a small integer plus a power of two.
+template <format F, zeros Z, order O, class Arithmetic>
+[[nodiscard]] DQ4_HD zero_point<F, O> magic_prepare_zeros(std::uint32_t zeros_word, const Arithmetic& arithmetic) noexcept {
+  zero_point<F, O> out{};
+  unrolled<fragment<F, 8>::registers>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    constexpr register_plan p = plan<F, encoding::u4, O>(R);
+    constexpr std::uint32_t sign = value_bits(F) == 16 ? 0x80008000u : 0x80000000u;
+    const std::uint32_t negated = and_xor(source_word(zeros_word, p), p.mask, p.magic | sign);  // -(2^(M-o) + n)
+    // -1 per value, for z = n + 1
+    constexpr std::uint32_t minus_one = reference::bits_of(F, -1) * (value_bits(F) == 16 ? 0x00010001u : 1u);
+    out.regs[R] = Z == zeros::gptq_v1 ? arithmetic.add(negated, minus_one) : negated;
+  });
+  return out;
+}
+
+/// x + z_r then times the scale: (q - z) * s with a single rounding.
+template <format F, order O, class Arithmetic>
+[[nodiscard]] DQ4_HD fragment<F, 8> magic_dequantize(std::uint32_t word, const zero_point<F, O>& zero,
+                                                     const fragment<F, 8>& scales, const Arithmetic& arithmetic) noexcept {
+  fragment<F, 8> out{};
+  unrolled<fragment<F, 8>::registers>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    const std::uint32_t difference = arithmetic.add(biased_register<F, encoding::u4, O, R>(word), zero.regs[R]);
+    out.regs[R] = arithmetic.mul(difference, scales.regs[R]);
+  });
+  return out;
+}
+
+/// e2m1 via tables. The magnitude of a nibble (exponent and mantissa bits, 0..7) indexes an 8-byte
+/// table held in two registers; the sign is bit 3. Step 1 builds, per half of the outputs, four bytes
+/// sign | high byte of the magnitude (and four low bytes for bf16); step 2 moves them into place.
+///   fp16 high bytes of 0, 0.5, 1, 1.5, 2, 3, 4, 6: 00 38 3C 3E 40 42 44 46 (low bytes all 00)
+///   bf16 high bytes:                            00 3F 3F 3F 40 40 40 40
+///   bf16 low bytes:                             00 00 80 C0 00 40 80 C0
+struct e2m1_tables {
+  std::uint32_t high0, high1, low0, low1;
+};
+
+template <format F>
+[[nodiscard]] DQ4_HD constexpr e2m1_tables e2m1_table() noexcept {
+  static_assert(F != format::fp32, "e2m1 dequantizes to fp16 or bf16");
+  return F == format::fp16 ? e2m1_tables{0x3E3C3800u, 0x46444240u, 0, 0}
+                           : e2m1_tables{0x3F3F3F00u, 0x40404040u, 0xC0800000u, 0xC0804000u};
+}
+
+/// Which nibbles make up each half ("group") of the step-1 bytes, and the selectors that read them.
+/// Group g's byte i holds nibble group_nibble(g, i); register r reads two bytes of one group.
+///   sequential:  group 0 = nibbles 0 1 2 3, group 1 = 4 5 6 7; register r = group r / 2, bytes
+///                2(r%2), 2(r%2)+1.
+///   interleaved: group 0 = nibbles 0 1 4 5, group 1 = 2 3 6 7; register r = group r / 2, bytes
+///                r%2, r%2 + 2 (nibbles r and r + 4).
+template <order O>
+[[nodiscard]] DQ4_HD constexpr int group_nibble(int g, int i) noexcept {
+  return O == order::sequential ? 4 * g + i : 2 * g + (i & 1) + 4 * (i >> 1);
+}
+
+/// PRMT selector (sign-replicate mode) whose byte i is the sign of nibble group_nibble(g, i):
+/// sign of nibble 2b is the top bit of byte b of (word << 4) (operand a, bytes 0..3),
+/// sign of nibble 2b + 1 is the top bit of byte b of word (operand b, bytes 4..7).
+template <order O>
+[[nodiscard]] DQ4_HD constexpr std::uint32_t sign_selector(int g) noexcept {
+  std::uint32_t s = 0;
+  for (int i = 0; i < 4; ++i) {
+    const int k = group_nibble<O>(g, i);
+    s |= (8u | static_cast<std::uint32_t>(k & 1 ? 4 + k / 2 : k / 2)) << (4 * i);
   }
+  return s;
+}
+
+/// Selector of register r's bytes from its group: fp16 takes {zero, sign|high} per value (zero from
+/// the operand 0), bf16 {low, sign|high} (low bytes in operand a, high in b).
+template <format F, order O>
+[[nodiscard]] DQ4_HD constexpr std::uint32_t placement_selector(int r) noexcept {
+  const unsigned first = O == order::sequential ? 2u * (r % 2) : static_cast<unsigned>(r % 2);
+  const unsigned second = O == order::sequential ? first + 1 : first + 2;
+  if constexpr (F == format::fp16) {
+    return 4u | (first << 4) | (4u << 8) | (second << 12);  // operand a = group bytes, b = 0
+  } else {
+    return first | ((4u + first) << 4) | (second << 8) | ((4u + second) << 12);
+  }
+}
+
+template <format F, order O>
+[[nodiscard]] DQ4_HD fragment<F, 8> e2m1_dequantize(std::uint32_t word) noexcept {
+  constexpr e2m1_tables table = e2m1_table<F>();
+  const std::uint32_t magnitudes = word & 0x77777777u;  // exponent and mantissa bits of every nibble
+  const std::uint32_t shifted = word << 4;              // signs of the even nibbles as byte top bits
+  std::uint32_t high[2] = {}, low[2] = {};
+  unrolled<2>([&](auto g) {
+    constexpr int G = decltype(g)::value;
+    // Table selector: its 16 low bits hold the group's four magnitudes (nibble i indexes byte i).
+    // sequential: nibbles 4g..4g+3 = the masked word >> 16g; interleaved: its bytes {0,2} / {1,3}.
+    const std::uint32_t selector = O == order::sequential ? magnitudes >> (16 * G)
+                                                          : prmt(magnitudes, 0u, G == 0 ? 0x20u : 0x31u);
+    constexpr std::uint32_t sign_bytes = sign_selector<O>(G);
+    const std::uint32_t signs = prmt(shifted, word, sign_bytes);  // 0xFF or 0x00 per byte
+    high[G] = (signs & 0x80808080u) | prmt(table.high0, table.high1, selector);
+    if constexpr (F == format::bf16) low[G] = prmt(table.low0, table.low1, selector);
+  });
+  fragment<F, 8> out{};
+  unrolled<4>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    constexpr std::uint32_t placement = placement_selector<F, O>(R);
+    out.regs[R] = F == format::fp16 ? prmt(high[R / 2], 0u, placement) : prmt(low[R / 2], high[R / 2], placement);
+  });
+  return out;
+}
+
+/// e2m1 times a scale per element: the table values are exact, so the multiply is the one rounding.
+template <format F, order O, class Arithmetic>
+[[nodiscard]] DQ4_HD fragment<F, 8> e2m1_dequantize(std::uint32_t word, const fragment<F, 8>& scales,
+                                                    const Arithmetic& arithmetic) noexcept {
+  fragment<F, 8> out = e2m1_dequantize<F, O>(word);
+  unrolled<4>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    out.regs[R] = arithmetic.mul(out.regs[R], scales.regs[R]);
+  });
   return out;
 }
 
 #if defined(__CUDACC__)
-/// sub.rn.f16x2 through the CUDA intrinsic (HADD2 with an immediate operand in SASS).
-struct device_sub_f16x2 {
-  __device__ std::uint32_t operator()(std::uint32_t a, std::uint32_t b) const noexcept {
-    __half2 ha, hb;
-    std::memcpy(&ha, &a, sizeof ha);
-    std::memcpy(&hb, &b, sizeof hb);
-    const __half2 difference = __hsub2(ha, hb);
+// One member function `name` that runs a two-operand PTX instruction on 32-bit registers.
+#define DQ4_PTX_BINARY(name, instruction)                                        \
+  __device__ std::uint32_t name(std::uint32_t a, std::uint32_t b) const noexcept { \
+    std::uint32_t out;                                                           \
+    asm(instruction " %0, %1, %2;" : "=r"(out) : "r"(a), "r"(b));                \
+    return out;                                                                  \
+  }
+
+/// The device's register arithmetic for format F: add and multiply, round to nearest even (.rn also
+/// keeps ptxas from fusing them), no flush of subnormals (none of these instructions flushes, and
+/// the fp32 ones are written without .ftz, so --use_fast_math does not change them).
+template <format F>
+struct device_arithmetic;
+
+template <>
+struct device_arithmetic<format::fp16> {
+  DQ4_PTX_BINARY(add, "add.rn.f16x2")
+  DQ4_PTX_BINARY(mul, "mul.rn.f16x2")
+};
+
+template <>
+struct device_arithmetic<format::fp32> {
+  DQ4_PTX_BINARY(add, "add.rn.f32")
+  DQ4_PTX_BINARY(mul, "mul.rn.f32")
+};
+
+#if __CUDA_ARCH__ >= 900 || !defined(__CUDA_ARCH__)
+template <>
+struct device_arithmetic<format::bf16> {
+  DQ4_PTX_BINARY(add, "add.rn.bf16x2")
+  DQ4_PTX_BINARY(mul, "mul.rn.bf16x2")
+};
+#else   // sm_80..89: only fma.bf16x2
+template <>
+struct device_arithmetic<format::bf16> {
+  // a * 1 + b and a * b + (-0) round the same exact sum or product once and give the same bits
+  // (adding -0 keeps the product's zero sign).
+  __device__ std::uint32_t add(std::uint32_t a, std::uint32_t b) const noexcept { return fma(a, 0x3F803F80u, b); }
+  __device__ std::uint32_t mul(std::uint32_t a, std::uint32_t b) const noexcept { return fma(a, b, 0x80008000u); }
+
+ private:
+  __device__ static std::uint32_t fma(std::uint32_t a, std::uint32_t b, std::uint32_t c) noexcept {
     std::uint32_t out;
-    std::memcpy(&out, &difference, sizeof out);
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(out) : "r"(a), "r"(b), "r"(c));
     return out;
   }
 };
+#endif  // __CUDA_ARCH__ >= 900 || !defined(__CUDA_ARCH__)
+#undef DQ4_PTX_BINARY
 #endif  // defined(__CUDACC__)
 
-/// The nibble that encodes value v (already range-checked) under encoding E.
+/// Whether device code being compiled has add and multiply for format F (f16x2 from sm_53, bf16x2
+/// from sm_80, fp32 always). Host code has none: it runs the reference.
+template <format F>
+[[nodiscard]] DQ4_HD constexpr bool has_arithmetic() noexcept {
+#if defined(__CUDA_ARCH__)
+  return F == format::fp32 || (F == format::fp16 && __CUDA_ARCH__ >= 530) || (F == format::bf16 && __CUDA_ARCH__ >= 800);
+#else   // !defined(__CUDA_ARCH__)
+  return false;
+#endif  // defined(__CUDA_ARCH__)
+}
+
+/// bf16 registers from fp32 results that are small integers (at most 8 significant bits, so the low
+/// 16 bits of each float are zero and its high half is the bf16 value): one PRMT per bf16 register.
+[[nodiscard]] DQ4_HD fragment<format::bf16, 8> bf16_from_small_fp32(const fragment<format::fp32, 8>& f) noexcept {
+  fragment<format::bf16, 8> out{};
+  for (int r = 0; r < 4; ++r) out.regs[r] = prmt(f.regs[2 * r], f.regs[2 * r + 1], 0x7632u);
+  return out;
+}
+
+/// The nibble that encodes value v (already range-checked) under an integer encoding E.
 template <encoding E>
 [[nodiscard]] constexpr std::uint32_t encode_nibble(int v) noexcept {
   return static_cast<std::uint32_t>(E == encoding::u4b8 ? v + 8 : v) & 0xFu;
@@ -297,6 +744,7 @@ template <encoding E>
     case encoding::u4: return "u4";
     case encoding::u4b8: return "u4b8";
     case encoding::s4: return "s4";
+    case encoding::e2m1: return "e2m1";
   }
   return "?";
 }
@@ -307,41 +755,121 @@ template <encoding E>
 // Public API
 // ------------------------------------------------------------------------------------------------
 
-/// Eight fp16 values from one packed word: element j = value of nibble source_nibble(O, j) under
-/// encoding E. Bit-exact to reference::to_fp16<E, O>. On sm_53+ devices: 9 instructions
-/// (interleaved) or 12 (sequential), no conversions; elsewhere the reference runs.
-template <encoding E, order O>
-[[nodiscard]] DQ4_HD fp16x8 to_fp16(std::uint32_t word) noexcept {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 530
-  return detail::magic_to_fp16<E, O>(word, detail::device_sub_f16x2{});
-#else   // !(defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 530): host code, or no f16x2 arithmetic
-  return reference::to_fp16<E, O>(word);
-#endif  // defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 530
+/// Eight values of format F from one packed word: element j = the value of nibble
+/// source_nibble(O, j) under encoding E, exactly. Bit-exact to reference::dequantize<F, E, O>.
+/// On the device: the magic-number path where F has arithmetic, e2m1's table path everywhere, and
+/// bf16 on sm_75 through the fp32 path (exact: the values are small integers). Host code runs the
+/// reference. Instruction counts per 8 values: see the README's API table (checked in CI).
+template <format F, encoding E, order O>
+[[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word) noexcept {
+  static_assert(!(E == encoding::e2m1 && F == format::fp32), "e2m1 dequantizes to fp16 or bf16");
+#if defined(__CUDA_ARCH__)
+  if constexpr (E == encoding::e2m1) {
+    return detail::e2m1_dequantize<F, O>(word);  // integer instructions only
+  } else if constexpr (detail::has_arithmetic<F>()) {
+    return detail::magic_dequantize<F, E, O>(word, detail::device_arithmetic<F>{});
+  } else if constexpr (F == format::bf16) {
+    const detail::device_arithmetic<format::fp32> fp32{};
+    return detail::bf16_from_small_fp32(detail::magic_dequantize<format::fp32, E, O>(word, fp32));
+  }
+#endif  // defined(__CUDA_ARCH__)
+  return reference::dequantize<F, E, O>(word);
 }
 
-/// 32 fp16 values from four packed words (the width of one 128-bit load): elements 8i..8i+7 come
-/// from words[i], each as to_fp16<E, O>(words[i]).
-template <encoding E, order O>
-[[nodiscard]] DQ4_HD fp16x32 to_fp16(const std::uint32_t (&words)[4]) noexcept {
-  fp16x32 out{};
+/// Eight values times a scale per element (`scales` in the output layout; splat<F>(s) for one
+/// block scale), each rounded once: bit-exact to reference::dequantize<F, E, O>(word, scales).
+/// u4b8 with scales is GPTQ's symmetric format (z = 8). Where F has no device arithmetic (bf16 on
+/// sm_75) the reference runs.
+template <format F, encoding E, order O>
+[[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const fragment<F, 8>& scales) noexcept {
+  static_assert(!(E == encoding::e2m1 && F == format::fp32), "e2m1 dequantizes to fp16 or bf16");
+#if defined(__CUDA_ARCH__)
+  if constexpr (detail::has_arithmetic<F>()) {
+    const detail::device_arithmetic<F> arithmetic{};
+    if constexpr (E == encoding::e2m1) {
+      return detail::e2m1_dequantize<F, O>(word, scales, arithmetic);
+    } else {
+      return detail::magic_dequantize<F, E, O>(word, scales, arithmetic);
+    }
+  }
+#endif  // defined(__CUDA_ARCH__)
+  return reference::dequantize<F, E, O>(word, scales);
+}
+
+/// The per-group registers for zero-point dequantization from a word of eight stored zero points
+/// (u4, packed in the same order as the weights). Call once per group, outside the K loop.
+template <format F, zeros Z, order O>
+[[nodiscard]] DQ4_HD zero_point<F, O> prepare_zeros(std::uint32_t zeros_word) noexcept {
+#if defined(__CUDA_ARCH__)
+  if constexpr (detail::has_arithmetic<F>()) {
+    return detail::magic_prepare_zeros<F, Z, O>(zeros_word, detail::device_arithmetic<F>{});
+  }
+#endif  // defined(__CUDA_ARCH__)
+  // The portable path keeps the zeros word itself and its convention (see dequantize below).
+  zero_point<F, O> out{};
+  out.regs[0] = zeros_word;
+  out.regs[1] = Z == zeros::gptq_v1 ? 1u : 0u;
+  return out;
+}
+
+/// Eight values (q - z) * s from u4 weights, each rounded once: bit-exact to
+/// reference::dequantize<F, Z, O>(word, zeros_word, scales) for the zeros word `zero` was prepared from.
+template <format F, order O>
+[[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const zero_point<F, O>& zero,
+                                               const fragment<F, 8>& scales) noexcept {
+#if defined(__CUDA_ARCH__)
+  if constexpr (detail::has_arithmetic<F>()) {
+    return detail::magic_dequantize<F, O>(word, zero, scales, detail::device_arithmetic<F>{});
+  }
+#endif  // defined(__CUDA_ARCH__)
+  return zero.regs[1] != 0 ? reference::dequantize<F, zeros::gptq_v1, O>(word, zero.regs[0], scales)
+                           : reference::dequantize<F, zeros::awq, O>(word, zero.regs[0], scales);
+}
+
+/// 32 values from four packed words (the width of one 128-bit load): elements 8i..8i+7 come from
+/// words[i], each as dequantize<F, E, O>(words[i]).
+template <format F, encoding E, order O>
+[[nodiscard]] DQ4_HD fragment<F, 32> dequantize(const std::uint32_t (&words)[4]) noexcept {
+  fragment<F, 32> out{};
+  constexpr int per_word = fragment<F, 8>::registers;
   for (int i = 0; i < 4; ++i) {
-    const fp16x8 part = to_fp16<E, O>(words[i]);
-    for (int r = 0; r < 4; ++r) out.pairs[4 * i + r] = part.pairs[r];
+    const fragment<F, 8> part = dequantize<F, E, O>(words[i]);
+    for (int r = 0; r < per_word; ++r) out.regs[per_word * i + r] = part.regs[r];
   }
   return out;
 }
 
-#if defined(__CUDACC__)
-/// 32 fp16 values from one uint4 (x, y, z, w give elements 0-7, 8-15, 16-23, 24-31).
+/// Shorthands for the unscaled paths: to_fp16 / to_bf16 / to_fp32<E, O>(word or 4 words).
 template <encoding E, order O>
-[[nodiscard]] DQ4_HD fp16x32 to_fp16(uint4 v) noexcept {
+[[nodiscard]] DQ4_HD fp16x8 to_fp16(std::uint32_t word) noexcept { return dequantize<format::fp16, E, O>(word); }
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD bf16x8 to_bf16(std::uint32_t word) noexcept { return dequantize<format::bf16, E, O>(word); }
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD fp32x8 to_fp32(std::uint32_t word) noexcept { return dequantize<format::fp32, E, O>(word); }
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD fp16x32 to_fp16(const std::uint32_t (&words)[4]) noexcept { return dequantize<format::fp16, E, O>(words); }
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD bf16x32 to_bf16(const std::uint32_t (&words)[4]) noexcept { return dequantize<format::bf16, E, O>(words); }
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD fp32x32 to_fp32(const std::uint32_t (&words)[4]) noexcept { return dequantize<format::fp32, E, O>(words); }
+
+#if defined(__CUDACC__)
+/// 32 values from one uint4 (x, y, z, w give elements 0-7, 8-15, 16-23, 24-31).
+template <format F, encoding E, order O>
+[[nodiscard]] DQ4_HD fragment<F, 32> dequantize(uint4 v) noexcept {
   const std::uint32_t words[4] = {v.x, v.y, v.z, v.w};
-  return to_fp16<E, O>(words);
+  return dequantize<F, E, O>(words);
 }
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD fp16x32 to_fp16(uint4 v) noexcept { return dequantize<format::fp16, E, O>(v); }
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD bf16x32 to_bf16(uint4 v) noexcept { return dequantize<format::bf16, E, O>(v); }
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD fp32x32 to_fp32(uint4 v) noexcept { return dequantize<format::fp32, E, O>(v); }
 #endif  // defined(__CUDACC__)
 
 // ------------------------------------------------------------------------------------------------
-// Host packers (no CUDA needed). They write exactly the layout that to_fp16<E, O> reads.
+// Host packers (no CUDA needed). They write exactly the layout that dequantize<F, E, O> reads.
 // ------------------------------------------------------------------------------------------------
 
 /// A value that encoding E cannot represent was given to a packer.
@@ -362,11 +890,12 @@ class pack_error : public std::out_of_range {
   long long value_;
 };
 
-/// One word holding eight values in the layout to_fp16<E, O> reads back as values[0..7].
+/// One word holding eight values in the layout dequantize<F, E, O> reads back as values[0..7].
 /// Throws pack_error for a value outside [min_value<E>, max_value<E>] (a compile error in a
 /// constant expression).
 template <encoding E, order O>
 [[nodiscard]] constexpr std::uint32_t pack(const std::array<int, 8>& values) {
+  static_assert(E != encoding::e2m1, "dq4::pack takes integers; pack e2m1 codes with reorder<From, To>");
   std::uint32_t word = 0;
   for (int j = 0; j < 8; ++j) {
     const int v = values[static_cast<std::size_t>(j)];
@@ -379,6 +908,7 @@ template <encoding E, order O>
 /// The eight values a word holds, in output order (the inverse of pack<E, O>).
 template <encoding E, order O>
 [[nodiscard]] constexpr std::array<int, 8> unpack(std::uint32_t word) noexcept {
+  static_assert(E != encoding::e2m1, "dq4::unpack returns integers; e2m1 has reference::element");
   std::array<int, 8> values{};
   for (int j = 0; j < 8; ++j) values[static_cast<std::size_t>(j)] = reference::value<E, O>(word, j);
   return values;
@@ -425,6 +955,155 @@ void reorder(const std::uint32_t* in, std::size_t count, std::uint32_t* out) {
     throw std::invalid_argument("dq4::reorder: null buffer");
   }
   for (std::size_t i = 0; i < count; ++i) out[i] = reorder<From, To>(in[i]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Checkpoint layouts (host only). AWQ and GPTQ store the same kind of matrix W[K][N] (y = x W, K input
+// features, N output features, one scale and zero per group of G consecutive rows and per column)
+// with different packings; packed_matrix is the one layout dq4's kernels read. See the README for
+// diagrams of each layout.
+// ------------------------------------------------------------------------------------------------
+
+/// A checkpoint tensor whose shape or contents do not fit the layout it claims.
+class layout_error : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+/// W[K][N] in the layout dq4's kernels read: row k's columns 8c..8c+7 are word (k, c) of `weights`
+/// (order `word_order`), the zero points of group g (rows gG..gG+G-1) for those columns are word
+/// (g, c) of `zero_points` (same order, stored under `zero_convention`), and their scales are
+/// scales[g][8c..8c+7] (bit patterns of `scale_format`, in output order: a kernel loads eight of
+/// them as the scales fragment). Dequantized, W[k][n] = (q - z) * s.
+struct packed_matrix {
+  std::size_t rows = 0, cols = 0, group_size = 0;  // K, N, G
+  order word_order = order::interleaved;
+  zeros zero_convention = zeros::awq;
+  format scale_format = format::fp16;
+  std::vector<std::uint32_t> weights;      // [K][N / 8]
+  std::vector<std::uint32_t> zero_points;  // [K / G][N / 8]
+  std::vector<std::uint16_t> scales;       // [K / G][N]
+
+  [[nodiscard]] std::size_t words_per_row() const noexcept { return cols / 8; }
+  [[nodiscard]] std::size_t groups() const noexcept { return rows / group_size; }
+  /// The integer weight q (0..15) of W[k][n].
+  [[nodiscard]] int weight(std::size_t k, std::size_t n) const noexcept {
+    return static_cast<int>(reference::nibble(weights[k * words_per_row() + n / 8], nibble_of(n)));
+  }
+  /// The zero point z of column n in group g (GPTQ v1: stored value + 1, so 1..16).
+  [[nodiscard]] int zero(std::size_t g, std::size_t n) const noexcept {
+    return reference::zero_of(zero_convention, reference::nibble(zero_points[g * words_per_row() + n / 8], nibble_of(n)));
+  }
+  /// The scale bit pattern of column n in group g.
+  [[nodiscard]] std::uint16_t scale(std::size_t g, std::size_t n) const noexcept { return scales[g * cols + n]; }
+
+ private:
+  [[nodiscard]] int nibble_of(std::size_t n) const noexcept { return source_nibble(word_order, static_cast<int>(n % 8)); }
+};
+
+namespace detail {
+
+inline void check_shape(std::size_t rows, std::size_t cols, std::size_t group_size, std::size_t row_multiple,
+                        const char* who) {
+  const std::string name = who;
+  if (rows == 0 || cols == 0) throw layout_error(name + ": empty matrix");
+  if (group_size == 0) throw layout_error(name + ": group size 0");
+  if (cols % 8 != 0) {
+    throw layout_error(name + ": N = " + std::to_string(cols) + " output features is not a multiple of 8 (8 values per packed word)");
+  }
+  if (rows % row_multiple != 0) {
+    throw layout_error(name + ": K = " + std::to_string(rows) + " input features is not a multiple of " + std::to_string(row_multiple));
+  }
+  if (rows % group_size != 0) {
+    throw layout_error(name + ": K = " + std::to_string(rows) + " input features is not a multiple of the group size " +
+                       std::to_string(group_size));
+  }
+}
+
+inline void check_pointers(const void* qweight, const void* qzeros, const void* scales, const char* who) {
+  if (qweight == nullptr || qzeros == nullptr || scales == nullptr) {
+    throw layout_error(std::string(who) + ": null tensor (qweight, qzeros and scales are all required)");
+  }
+}
+
+/// Nibble j of a word written in `from` order, moved to where order `to` reads output j.
+[[nodiscard]] inline std::uint32_t reorder_word(std::uint32_t word, order from, order to) noexcept {
+  std::uint32_t out = 0;
+  for (int j = 0; j < 8; ++j) out |= reference::nibble(word, source_nibble(from, j)) << (4 * source_nibble(to, j));
+  return out;
+}
+
+}  // namespace detail
+
+/// An AutoAWQ ("GEMM" version) checkpoint: qweight int32 [K][N/8], qzeros int32 [K/G][N/8], both with
+/// eight columns per word in AWQ's order (nibble i holds column [0,2,4,6,1,3,5,7][i], dq4's
+/// interleaved order), zeros stored as z; scales [K/G][N] (fp16 or bf16 bits). The result is the same
+/// data with its layout recorded (no repacking: AWQ's packing is what the interleaved paths read).
+/// Throws layout_error for null tensors or shapes that do not divide (N by 8, K by G).
+[[nodiscard]] inline packed_matrix from_awq(const std::int32_t* qweight, const std::int32_t* qzeros,
+                                            const std::uint16_t* scales, std::size_t rows, std::size_t cols,
+                                            std::size_t group_size, format scale_format = format::fp16) {
+  detail::check_pointers(qweight, qzeros, scales, "dq4::from_awq");
+  detail::check_shape(rows, cols, group_size, 1, "dq4::from_awq");
+  packed_matrix m;
+  m.rows = rows;
+  m.cols = cols;
+  m.group_size = group_size;
+  m.word_order = order::interleaved;
+  m.zero_convention = zeros::awq;
+  m.scale_format = scale_format;
+  const std::size_t groups = rows / group_size, words = cols / 8;
+  m.weights.assign(qweight, qweight + rows * words);
+  m.zero_points.assign(qzeros, qzeros + groups * words);
+  m.scales.assign(scales, scales + groups * cols);
+  return m;
+}
+
+/// A GPTQ checkpoint (AutoGPTQ / GPTQModel): qweight int32 [K/8][N] with eight consecutive rows per
+/// word (row 8i + j in nibble j), qzeros int32 [K/G][N/8] with eight consecutive columns per word
+/// (column 8c + j in nibble j), scales [K/G][N]. `convention` is zeros::gptq_v1 (stored z - 1, the
+/// original format) or zeros::gptq_v2 (stored z). g_idx, when given, must be the plain grouping
+/// g_idx[k] = k / G: act-order checkpoints (desc_act with a permuted g_idx) are rejected, since their
+/// rows would need a permutation of the activations. Repacks the weights along N into words of
+/// order `word_order`. Throws layout_error for null tensors, shapes that do not divide (K by 8 and G,
+/// N by 8), a convention other than GPTQ's, or a permuted g_idx.
+[[nodiscard]] inline packed_matrix from_gptq(const std::int32_t* qweight, const std::int32_t* qzeros,
+                                             const std::uint16_t* scales, const std::int32_t* g_idx,
+                                             std::size_t rows, std::size_t cols, std::size_t group_size,
+                                             zeros convention, order word_order, format scale_format = format::fp16) {
+  detail::check_pointers(qweight, qzeros, scales, "dq4::from_gptq");
+  detail::check_shape(rows, cols, group_size, 8, "dq4::from_gptq");
+  if (convention == zeros::awq) throw layout_error("dq4::from_gptq: the convention must be zeros::gptq_v1 or zeros::gptq_v2");
+  if (g_idx != nullptr) {
+    for (std::size_t k = 0; k < rows; ++k) {
+      if (static_cast<std::size_t>(g_idx[k]) != k / group_size) {
+        throw layout_error("dq4::from_gptq: g_idx[" + std::to_string(k) + "] = " + std::to_string(g_idx[k]) +
+                           " is not k / group size: act-order (desc_act) checkpoints are not supported");
+      }
+    }
+  }
+  packed_matrix m;
+  m.rows = rows;
+  m.cols = cols;
+  m.group_size = group_size;
+  m.word_order = word_order;
+  m.zero_convention = convention;
+  m.scale_format = scale_format;
+  const std::size_t groups = rows / group_size, words = cols / 8;
+  m.weights.assign(rows * words, 0u);
+  for (std::size_t k = 0; k < rows; ++k) {
+    for (std::size_t n = 0; n < cols; ++n) {
+      const auto packed = static_cast<std::uint32_t>(qweight[(k / 8) * cols + n]);
+      const std::uint32_t q = reference::nibble(packed, static_cast<int>(k % 8));
+      m.weights[k * words + n / 8] |= q << (4 * source_nibble(word_order, static_cast<int>(n % 8)));
+    }
+  }
+  m.zero_points.resize(groups * words);
+  for (std::size_t i = 0; i < groups * words; ++i) {
+    m.zero_points[i] = detail::reorder_word(static_cast<std::uint32_t>(qzeros[i]), order::sequential, word_order);
+  }
+  m.scales.assign(scales, scales + groups * cols);
+  return m;
 }
 
 }  // namespace dq4

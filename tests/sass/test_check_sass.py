@@ -25,7 +25,7 @@ TWO_WORDS = ONE_WORD + ONE_WORD[1:]
 
 
 def probes(one, two):
-    return {"probe_u4_interleaved_w32_n1": one, "probe_u4_interleaved_w32_n2": two}
+    return {"probe_fp16_u4_interleaved_w32_n1": one, "probe_fp16_u4_interleaved_w32_n2": two}
 
 
 class CheckSass(unittest.TestCase):
@@ -45,8 +45,22 @@ class CheckSass(unittest.TestCase):
         _, errors = check_sass.check(check_sass.parse(listing("sm_90", probes(converting, TWO_WORDS))), ["sm_90"])
         self.assertTrue(any("conversion instructions I2F.F16" in e for e in errors), errors)
 
+    def test_budgets_follow_format_path_and_order(self):
+        self.assertEqual(check_sass.budget("sm_90", "bf16_s4"), (11, 13))
+        self.assertEqual(check_sass.budget("sm_90", "fp16_gptq_v1"), (13, 16))
+        self.assertEqual(check_sass.budget("sm_90", "bf16_e2m1_scaled"), (20, 19))
+        self.assertEqual(check_sass.budget("sm_75", "bf16_u4"), (21, 21))
+        self.assertIsNone(check_sass.budget("sm_75", "bf16_awq"))  # the reference runs there
+
+    def test_a_copy_from_a_uniform_register_is_a_constant_move(self):
+        rows, errors = check_sass.check(check_sass.parse(listing("sm_90", probes(
+            ONE_WORD, TWO_WORDS + ["IMAD.U32 R9, RZ, RZ, UR6", "MOV R10, UR7"]))), ["sm_90"])
+        self.assertEqual(errors, [])
+        self.assertEqual(rows[0][2], 9)
+        self.assertEqual(rows[0][4], 3)
+
     def test_a_missing_architecture_or_probe_fails(self):
-        parsed = check_sass.parse(listing("sm_90", {"probe_u4_interleaved_w32_n1": ONE_WORD}))
+        parsed = check_sass.parse(listing("sm_90", {"probe_fp16_u4_interleaved_w32_n1": ONE_WORD}))
         _, errors = check_sass.check(parsed, ["sm_90", "sm_120"])
         self.assertTrue(any("sm_120: no SASS" in e for e in errors), errors)
         self.assertTrue(any("probe kernel missing" in e for e in errors), errors)
