@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""PyTorch's built-in int4 GEMV (tinygemm, torch._weight_int4pack_mm: bf16 activations, group size 128)
+at the shapes of examples/awq_gemv.cu, timed the same way: CUDA events, a warm-up, the median of 21 runs,
+weights rotated through more than 256 MB so that they come from DRAM. Writes a CSV.
+
+    tinygemm.py results.csv
+"""
+import csv
+import statistics
+import sys
+
+import torch
+
+SHAPES = [(4096, 4096), (4096, 14336), (14336, 4096), (8192, 28672)]
+GROUP = 128
+INNER_K_TILES = 8
+
+
+def packed_weights(k, n):
+    """Random int4 weights [N][K] packed for tinygemm, with bf16 scales and zeros [K/G][N][2]."""
+    q = torch.randint(0, 16, (n, k), dtype=torch.int32, device="cuda")
+    as_bytes = ((q[:, ::2] << 4) | q[:, 1::2]).to(torch.uint8)  # two nibbles per byte, as torch 2.5+ expects
+    packed = torch._convert_weight_to_int4pack(as_bytes, INNER_K_TILES)
+    scales_and_zeros = torch.rand((k // GROUP, n, 2), dtype=torch.bfloat16, device="cuda") * 0.05
+    return packed, scales_and_zeros
+
+
+def median_us(fn, runs=21):
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    fn(0)
+    torch.cuda.synchronize()
+    times = []
+    for r in range(runs):
+        start.record()
+        fn(r + 1)
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) * 1e3)
+    return statistics.median(times)
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else "tinygemm.csv"
+    name = torch.cuda.get_device_name(0)
+    rows = []
+    for k, n in SHAPES:
+        weight_bytes = k * n // 2
+        copies = max(2, (256 << 20) // weight_bytes + 1)
+        layers = [packed_weights(k, n) for _ in range(copies)]
+        for batch in (1, 8):
+            x = torch.rand((batch, k), dtype=torch.bfloat16, device="cuda") - 0.5
+            us = median_us(lambda r: torch._weight_int4pack_mm(x, layers[r % copies][0], GROUP, layers[r % copies][1]))
+            moved = weight_bytes + k // GROUP * n * 4 + batch * (k + n) * 2
+            rows.append({"device": name, "format": "bf16", "k": k, "n": n, "batch": batch,
+                         "tinygemm_us": f"{us:.3f}", "tinygemm_gbs": f"{moved / (us * 1e3):.1f}"})
+            print(f"tinygemm bf16 K={k} N={n} batch {batch}: {us:.2f} us, {moved / (us * 1e3):.0f} GB/s")
+        del layers
+        torch.cuda.empty_cache()
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
