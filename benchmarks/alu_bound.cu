@@ -2,15 +2,18 @@
 // Dequantization inside an ALU-bound loop, where its instruction count decides the speed.
 //
 // Each thread keeps packed words in registers and, every iteration, changes each (one IADD), converts
-// it and feeds the eight values to HFMA2 accumulators, as a GEMV inner loop does, so issue slots and not memory set
-// the pace. Every dq4 fp16 path runs side by side with a naive per-nibble conversion (shift, mask,
-// __int2half_rn) and, when CUTLASS's headers were found at configure time, CUTLASS's
-// NumericArrayConverter for the same encoding and order. Results: values per clock per SM (from
-// clock64 in each block) and time (CUDA events, median of repeated runs after a warm-up).
+// it and feeds the eight values to fma accumulators of the output format (HFMA2, HFMA2.BF16 or FFMA),
+// as a GEMV inner loop does, so issue slots and not memory set the pace. Every dq4 path (fp16, bf16,
+// fp32; u4, u4b8, s4, e2m1; unscaled, with scales, with zero points) runs side by side with a naive
+// per-nibble conversion (shift, mask, integer or float conversion) and, when CUTLASS's headers were
+// found at configure time, CUTLASS's NumericArrayConverter where it has the same conversion. Results:
+// values per clock per SM (from clock64 in each block) and time (CUDA events, median of repeated
+// runs after a warm-up).
 //
 //   alu_bound [results.csv]
 #include <dq4/dq4.cuh>
 
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -28,6 +31,8 @@
 
 namespace {
 
+using dq4::format;
+
 void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess) {
     std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(status));
@@ -35,40 +40,110 @@ void check(cudaError_t status, const char* what) {
   }
 }
 
-// Converters: eight fp16 values (four half2 registers, output order of the path) from one word.
-template <dq4::encoding E, dq4::order O>
+// A converter turns one word into a fragment<F, 8> (the path's output order) and says what the
+// reference gives for the same word (expected). Converters with per-group state (scales, zero
+// points) set it up in make(), once per thread, before the timed loop.
+
+// Fixed per-group registers for the scaled paths: eight different scales, eight different zeros.
+constexpr std::uint32_t bench_zeros = 0x2F8E5B4Cu;
+template <format F>
+__host__ __device__ dq4::fragment<F, 8> bench_scales() {
+  const std::uint32_t fp16[8] = {0x3C00, 0x3555, 0x2E66, 0x3800, 0x2C00, 0x3A00, 0x3400, 0x3E00};
+  const std::uint32_t bf16[8] = {0x3F80, 0x3EAB, 0x3DCD, 0x3F00, 0x3D80, 0x3F40, 0x3E80, 0x3FC0};
+  const std::uint32_t fp32[8] = {0x3F800000, 0x3EAAAAAB, 0x3DCCCCCD, 0x3F000000, 0x3D800000, 0x3F400000, 0x3E800000, 0x3FC00000};
+  return dq4::reference::assemble<F>(F == format::fp16 ? fp16 : F == format::bf16 ? bf16 : fp32);
+}
+
+template <format F, dq4::encoding E, dq4::order O>
 struct dq4_converter {
-  __device__ dq4::fp16x8 operator()(std::uint32_t w) const { return dq4::to_fp16<E, O>(w); }
+  static constexpr format value_format = F;
+  static __device__ dq4_converter make() { return {}; }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const { return dq4::dequantize<F, E, O>(w); }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const { return dq4::reference::dequantize<F, E, O>(w); }
 };
 
-// The conversion a kernel writes without dq4: one nibble at a time through the integer converter.
-template <dq4::encoding E, dq4::order O>
-struct naive_converter {
-  __device__ dq4::fp16x8 operator()(std::uint32_t w) const {
-    dq4::fp16x8 out{};
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const int n = static_cast<int>((w >> (4 * dq4::source_nibble(O, j))) & 0xFu);
-      const int v = E == dq4::encoding::u4 ? n : E == dq4::encoding::u4b8 ? n - 8 : (n ^ 8) - 8;
-      const std::uint32_t bits = __half_as_ushort(__int2half_rn(v));
-      out.regs[j / 2] |= bits << (16 * (j % 2));
-    }
-    return out;
+template <format F, dq4::encoding E, dq4::order O>
+struct dq4_scaled_converter {
+  static constexpr format value_format = F;
+  dq4::fragment<F, 8> scales;
+  static __device__ dq4_scaled_converter make() { return {bench_scales<F>()}; }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const { return dq4::dequantize<F, E, O>(w, scales); }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const { return dq4::reference::dequantize<F, E, O>(w, scales); }
+};
+
+template <format F, dq4::zeros Z, dq4::order O>
+struct dq4_zero_point_converter {
+  static constexpr format value_format = F;
+  dq4::zero_point<F, O> zero;
+  dq4::fragment<F, 8> scales;
+  static __device__ dq4_zero_point_converter make() {
+    return {dq4::prepare_zeros<F, Z, O>(bench_zeros), bench_scales<F>()};
+  }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const { return dq4::dequantize<F, O>(w, zero, scales); }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const {
+    return dq4::reference::dequantize<F, Z, O>(w, bench_zeros, scales);
   }
 };
 
+// The bits of one value in format F, the way a kernel converts without dq4.
+template <format F>
+__device__ std::uint32_t naive_bits_of_float(float v) {
+  if constexpr (F == format::fp16) return __half_as_ushort(__float2half_rn(v));
+  if constexpr (F == format::bf16) return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  if constexpr (F == format::fp32) return __float_as_uint(v);
+}
+template <format F>
+__device__ std::uint32_t naive_bits_of_int(int v) {
+  if constexpr (F == format::fp16) return __half_as_ushort(__int2half_rn(v));
+  if constexpr (F == format::bf16) return __bfloat16_as_ushort(__int2bfloat16_rn(v));
+  if constexpr (F == format::fp32) return __float_as_uint(static_cast<float>(v));
+}
+
+// One nibble at a time: shift, mask, decode, convert.
+template <format F, dq4::encoding E, dq4::order O>
+struct naive_converter {
+  static constexpr format value_format = F;
+  static __device__ naive_converter make() { return {}; }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const {
+    dq4::fragment<F, 8> out{};
+    constexpr int per_register = dq4::values_per_register(F);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int n = static_cast<int>((w >> (4 * dq4::source_nibble(O, j))) & 0xFu);
+      std::uint32_t bits;
+      if constexpr (E == dq4::encoding::e2m1) {
+        const int e = (n >> 1) & 3, m = n & 1;
+        const float magnitude = e == 0 ? 0.5f * m : (1.0f + 0.5f * m) * static_cast<float>(1 << (e - 1));
+        bits = naive_bits_of_float<F>((n & 8) != 0 ? -magnitude : magnitude);
+      } else {
+        bits = naive_bits_of_int<F>(E == dq4::encoding::u4 ? n : E == dq4::encoding::u4b8 ? n - 8 : (n ^ 8) - 8);
+      }
+      out.regs[j / per_register] |= bits << (16 * (j % per_register));
+    }
+    return out;
+  }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const { return dq4::reference::dequantize<F, E, O>(w); }
+};
+
 #if defined(DQ4_HAVE_CUTLASS)
-// CUTLASS's converters read the nibbles in sequential order; they exist for u4 and s4.
-template <class Nibble>
+template <format F>
+using cutlass_type = std::conditional_t<F == format::fp16, cutlass::half_t, cutlass::bfloat16_t>;
+
+// CUTLASS's converters read the nibbles in sequential order: u4, s4 (fp16, bf16) and e2m1 (fp16).
+template <format F, class Nibble, dq4::encoding E>
 struct cutlass_converter {
-  __device__ dq4::fp16x8 operator()(std::uint32_t w) const {
+  static constexpr format value_format = F;
+  static __device__ cutlass_converter make() { return {}; }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const {
     cutlass::Array<Nibble, 8> source;
     std::memcpy(&source, &w, sizeof w);
-    const cutlass::Array<cutlass::half_t, 8> result =
-        cutlass::NumericArrayConverter<cutlass::half_t, Nibble, 8>{}(source);
-    dq4::fp16x8 out;
+    const cutlass::Array<cutlass_type<F>, 8> result = cutlass::NumericArrayConverter<cutlass_type<F>, Nibble, 8>{}(source);
+    dq4::fragment<F, 8> out;
     std::memcpy(&out.regs, &result, sizeof out.regs);
     return out;
+  }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const {
+    return dq4::reference::dequantize<F, E, dq4::order::sequential>(w);
   }
 };
 #endif  // defined(DQ4_HAVE_CUTLASS)
@@ -76,17 +151,38 @@ struct cutlass_converter {
 constexpr int words_per_thread = 8;
 constexpr int threads_per_block = 256;
 
+// acc += v * x register by register, in the output format (fp32: value by value).
+template <format F>
+struct accumulator {
+  std::uint32_t regs[dq4::fragment<F, 8>::registers] = {};
+  __device__ void add(const dq4::fragment<F, 8>& v, float x) {
+#pragma unroll
+    for (int r = 0; r < dq4::fragment<F, 8>::registers; ++r) {
+      if constexpr (F == format::fp16) {
+        const __half2 h = __hfma2(v.half2(r), __float2half2_rn(x), *reinterpret_cast<const __half2*>(&regs[r]));
+        std::memcpy(&regs[r], &h, 4);
+      } else if constexpr (F == format::bf16) {
+        const __nv_bfloat162 h = __hfma2(v.bfloat162(r), __float2bfloat162_rn(x), *reinterpret_cast<const __nv_bfloat162*>(&regs[r]));
+        std::memcpy(&regs[r], &h, 4);
+      } else {
+        regs[r] = __float_as_uint(fmaf(v.value(r), x, __uint_as_float(regs[r])));
+      }
+    }
+  }
+};
+
 template <class Convert>
 __global__ void __launch_bounds__(threads_per_block)
     alu_bound_kernel(const std::uint32_t* __restrict__ packed, int iterations, std::uint32_t* __restrict__ sink,
                      long long* __restrict__ block_cycles) {
+  constexpr format F = Convert::value_format;
   const std::size_t thread = std::size_t{blockIdx.x} * blockDim.x + threadIdx.x;
   std::uint32_t w[words_per_thread];
 #pragma unroll
   for (int k = 0; k < words_per_thread; ++k) w[k] = packed[thread * words_per_thread + k];
-  const __half2 x = __float2half2_rn(1.0f / 4096);  // an activation small enough to keep sums finite
-  __half2 acc[4] = {};
-  const Convert convert{};
+  const float x = 1.0f / 4096;  // an activation small enough to keep sums finite
+  accumulator<F> acc;
+  const Convert convert = Convert::make();
   const long long start = clock64();
   // The same unrolling for every converter (ptxas would otherwise choose per kernel, and the loop
   // overhead would differ between converters); the iteration count is a multiple of 4.
@@ -97,45 +193,39 @@ __global__ void __launch_bounds__(threads_per_block)
       // The word changes every iteration (one IADD, the same for every converter), or the compiler
       // would convert it once, outside the loop. An empty asm statement does not stop ptxas.
       w[k] += 0x11111111u;
-      const dq4::fp16x8 v = convert(w[k]);
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc[r] = __hfma2(v.half2(r), x, acc[r]);
+      acc.add(convert(w[k]), x);
     }
   }
   const long long end = clock64();
   std::uint32_t folded = 0;
-  for (int r = 0; r < 4; ++r) {  // keep the results alive
-    std::uint32_t bits;
-    std::memcpy(&bits, &acc[r], sizeof bits);
-    folded ^= bits;
-  }
+  for (auto r : acc.regs) folded ^= r;  // keep the results alive
   sink[thread] = folded;
   if (threadIdx.x == 0) block_cycles[blockIdx.x] = end - start;
 }
 
-// Counts the words, of all 2^32, on which a converter's bits differ from dq4's reference for the
-// same encoding and order: a timing comparison is only fair between converters that agree.
-template <class Convert, dq4::encoding E, dq4::order O>
+// Counts the words, of all 2^32, on which a converter's bits differ from the reference for the same
+// path: a timing comparison is only fair between converters that agree.
+template <class Convert>
 __global__ void count_mismatches_kernel(unsigned long long* mismatches) {
   unsigned long long local = 0;
-  const Convert convert{};
+  const Convert convert = Convert::make();
   const std::uint64_t stride = std::uint64_t{gridDim.x} * blockDim.x;
   for (std::uint64_t i = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < (std::uint64_t{1} << 32); i += stride) {
-    const dq4::fp16x8 got = convert(static_cast<std::uint32_t>(i));
-    const dq4::fp16x8 want = dq4::reference::to_fp16<E, O>(static_cast<std::uint32_t>(i));
+    const auto got = convert(static_cast<std::uint32_t>(i));
+    const auto want = convert.expected(static_cast<std::uint32_t>(i));
     bool equal = true;
-    for (int r = 0; r < 4; ++r) equal = equal && got.regs[r] == want.regs[r];
+    for (int r = 0; r < static_cast<int>(sizeof got.regs / 4); ++r) equal = equal && got.regs[r] == want.regs[r];
     local += equal ? 0 : 1;
   }
   if (local != 0) atomicAdd(mismatches, local);
 }
 
-template <class Convert, dq4::encoding E, dq4::order O>
+template <class Convert>
 unsigned long long count_mismatches(int sms) {
   unsigned long long* device = nullptr;
   check(cudaMalloc(&device, sizeof *device), "cudaMalloc");
   check(cudaMemset(device, 0, sizeof *device), "cudaMemset");
-  count_mismatches_kernel<Convert, E, O><<<sms * 8, 256>>>(device);
+  count_mismatches_kernel<Convert><<<sms * 8, 256>>>(device);
   check(cudaGetLastError(), "launch");
   check(cudaDeviceSynchronize(), "count_mismatches_kernel");
   unsigned long long count = 0;
@@ -201,28 +291,67 @@ struct bench {
   int blocks, blocks_per_sm, sms, iterations;
   std::vector<row> rows;
 
-  template <class Convert, dq4::encoding E, dq4::order O>
-  void run(const char* path, const char* implementation) {
+  template <class Convert>
+  void run(const std::string& path, const char* implementation) {
     int per_sm = 0;
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, alu_bound_kernel<Convert>, threads_per_block, 0),
           "occupancy");
-    // The grid is sized for dq4's kernel; a converter needing more registers gets fewer resident
+    // The grid is sized for dq4's fp16 kernel; a converter needing more registers gets fewer resident
     // blocks and its blocks run in more than one wave, which its time shows.
     const measurement m = measure<Convert>(buffers, blocks, std::min(per_sm, blocks_per_sm), iterations);
-    rows.push_back({path, implementation, m, count_mismatches<Convert, E, O>(sms)});
+    rows.push_back({path, implementation, m, count_mismatches<Convert>(sms)});
   }
 
-  template <dq4::encoding E, dq4::order O>
-  void run_path(const char* path) {
-    run<dq4_converter<E, O>, E, O>(path, "dq4");
-    run<naive_converter<E, O>, E, O>(path, "naive");
+  template <format F, dq4::encoding E, dq4::order O>
+  void run_path() {
+    const std::string path = std::string(F == format::fp16 ? "fp16 " : F == format::bf16 ? "bf16 " : "fp32 ") +
+                             dq4::detail::encoding_name(E) + (O == dq4::order::interleaved ? " interleaved" : " sequential");
+    run<dq4_converter<F, E, O>>(path, "dq4");
+    run<naive_converter<F, E, O>>(path, "naive");
 #if defined(DQ4_HAVE_CUTLASS)
-    if constexpr (O == dq4::order::sequential && E == dq4::encoding::u4) {
-      run<cutlass_converter<cutlass::uint4b_t>, E, O>(path, "cutlass");
-    } else if constexpr (O == dq4::order::sequential && E == dq4::encoding::s4) {
-      run<cutlass_converter<cutlass::int4b_t>, E, O>(path, "cutlass");
+    if constexpr (O == dq4::order::sequential && F != format::fp32) {
+      if constexpr (E == dq4::encoding::u4) run<cutlass_converter<F, cutlass::uint4b_t, E>>(path, "cutlass");
+      if constexpr (E == dq4::encoding::s4) run<cutlass_converter<F, cutlass::int4b_t, E>>(path, "cutlass");
+      if constexpr (E == dq4::encoding::e2m1 && F == format::fp16) {
+        run<cutlass_converter<F, cutlass::float_e2m1_t, E>>(path, "cutlass");
+      }
     }
 #endif  // defined(DQ4_HAVE_CUTLASS)
+  }
+
+  template <format F, dq4::encoding E, dq4::order O>
+  void run_scaled_path() {
+    const std::string path = std::string(F == format::fp16 ? "fp16 " : F == format::bf16 ? "bf16 " : "fp32 ") +
+                             dq4::detail::encoding_name(E) + " scaled" + (O == dq4::order::interleaved ? " interleaved" : " sequential");
+    run<dq4_scaled_converter<F, E, O>>(path, "dq4");
+  }
+
+  template <format F, dq4::zeros Z, dq4::order O>
+  void run_zero_point_path(const char* name) {
+    const std::string path = std::string(F == format::fp16 ? "fp16 " : F == format::bf16 ? "bf16 " : "fp32 ") + name +
+                             (O == dq4::order::interleaved ? " interleaved" : " sequential");
+    run<dq4_zero_point_converter<F, Z, O>>(path, "dq4");
+  }
+
+  template <format F>
+  void run_format() {
+    using dq4::encoding;
+    using dq4::order;
+    run_path<F, encoding::u4, order::interleaved>();
+    run_path<F, encoding::u4b8, order::interleaved>();
+    run_path<F, encoding::s4, order::interleaved>();
+    run_path<F, encoding::u4, order::sequential>();
+    run_path<F, encoding::u4b8, order::sequential>();
+    run_path<F, encoding::s4, order::sequential>();
+    if constexpr (F != format::fp32) {
+      run_path<F, encoding::e2m1, order::interleaved>();
+      run_path<F, encoding::e2m1, order::sequential>();
+      run_scaled_path<F, encoding::e2m1, order::sequential>();
+    }
+    run_scaled_path<F, encoding::u4b8, order::interleaved>();
+    run_scaled_path<F, encoding::u4b8, order::sequential>();
+    run_zero_point_path<F, dq4::zeros::awq, order::interleaved>("awq");
+    run_zero_point_path<F, dq4::zeros::gptq_v1, order::sequential>("gptq_v1");
   }
 };
 
@@ -238,7 +367,7 @@ int main(int argc, char** argv) {
   check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
   int per_sm = 0;
   check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-            &per_sm, alu_bound_kernel<dq4_converter<dq4::encoding::u4, dq4::order::interleaved>>, threads_per_block, 0),
+            &per_sm, alu_bound_kernel<dq4_converter<format::fp16, dq4::encoding::u4, dq4::order::interleaved>>, threads_per_block, 0),
         "occupancy");
   bench b{};
   b.sms = prop.multiProcessorCount;
@@ -254,23 +383,20 @@ int main(int argc, char** argv) {
   for (auto& w : host) w = state = state * 1664525u + 1013904223u;  // random words, every nibble value
   check(cudaMemcpy(b.buffers.packed, host.data(), words * sizeof(std::uint32_t), cudaMemcpyHostToDevice), "cudaMemcpy");
 
-  b.run_path<dq4::encoding::u4, dq4::order::interleaved>("u4 interleaved");
-  b.run_path<dq4::encoding::u4b8, dq4::order::interleaved>("u4b8 interleaved");
-  b.run_path<dq4::encoding::s4, dq4::order::interleaved>("s4 interleaved");
-  b.run_path<dq4::encoding::u4, dq4::order::sequential>("u4 sequential");
-  b.run_path<dq4::encoding::u4b8, dq4::order::sequential>("u4b8 sequential");
-  b.run_path<dq4::encoding::s4, dq4::order::sequential>("s4 sequential");
+  b.run_format<format::fp16>();
+  b.run_format<format::bf16>();
+  b.run_format<format::fp32>();
 
   std::printf("%s, %d SMs, %d blocks of %d threads, %d words per thread, %d iterations\n", prop.name, b.sms,
               b.blocks, threads_per_block, words_per_thread, b.iterations);
-  std::printf("%-18s %-8s %9s %14s %12s %12s\n", "path", "impl", "ms", "values/clk/SM", "time vs dq4", "mismatches");
+  std::printf("%-30s %-8s %9s %14s %12s %12s\n", "path", "impl", "ms", "values/clk/SM", "time vs dq4", "mismatches");
   FILE* csv = argc > 1 ? std::fopen(argv[1], "w") : nullptr;
   if (csv != nullptr) std::fprintf(csv, "device,path,implementation,ms,values_per_clock_per_sm,time_vs_dq4,mismatches\n");
   bool exact = true;
   float dq4_ms = 0;
   for (const row& r : b.rows) {
     if (r.implementation == "dq4") dq4_ms = r.m.ms;
-    std::printf("%-18s %-8s %9.3f %14.1f %11.2fx %12llu\n", r.path.c_str(), r.implementation.c_str(), r.m.ms,
+    std::printf("%-30s %-8s %9.3f %14.1f %11.2fx %12llu\n", r.path.c_str(), r.implementation.c_str(), r.m.ms,
                 r.m.values_per_clock_per_sm, r.m.ms / dq4_ms, r.mismatches);
     if (csv != nullptr) {
       std::fprintf(csv, "%s,%s,%s,%.4f,%.2f,%.3f,%llu\n", prop.name, r.path.c_str(), r.implementation.c_str(), r.m.ms,
