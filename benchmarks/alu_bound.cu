@@ -29,16 +29,13 @@
 #include <string>
 #include <vector>
 
+#include "support/cuda_support.cuh"
+
 namespace {
 
 using dq4::format;
 
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(status));
-    std::exit(1);
-  }
-}
+using dq4_support::check;
 
 // A converter turns one word into a fragment<F, 8> (the path's output order) and says what the
 // reference gives for the same word (expected). Converters with per-group state (scales, zero

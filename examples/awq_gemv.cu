@@ -28,16 +28,14 @@
 #include <string>
 #include <vector>
 
+#include "support/cuda_support.cuh"
+
 namespace {
 
 using dq4::format;
 
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(status));
-    std::exit(1);
-  }
-}
+using dq4_support::check;
+using dq4_support::median_ms;
 
 void check(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS) {
@@ -242,29 +240,6 @@ std::uint16_t reference_weight(const dq4::packed_matrix& m, std::size_t k, std::
   const std::size_t g = k / m.group_size;
   return static_cast<std::uint16_t>(dq4::reference::round_to(
       F, dq4::reference::times(m.weight(k, n) - m.zero(g, n), dq4::reference::number_of(F, m.scale(g, n)))));
-}
-
-template <class Launch>
-float median_ms(int runs, Launch launch) {
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "cudaEventCreate");
-  check(cudaEventCreate(&stop), "cudaEventCreate");
-  launch(0);  // warm-up
-  check(cudaDeviceSynchronize(), "warm-up");
-  std::vector<float> times;
-  for (int r = 0; r < runs; ++r) {
-    check(cudaEventRecord(start), "cudaEventRecord");
-    launch(r + 1);
-    check(cudaEventRecord(stop), "cudaEventRecord");
-    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
-    float ms = 0;
-    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-    times.push_back(ms);
-  }
-  check(cudaEventDestroy(start), "cudaEventDestroy");
-  check(cudaEventDestroy(stop), "cudaEventDestroy");
-  std::nth_element(times.begin(), times.begin() + runs / 2, times.end());
-  return times[static_cast<std::size_t>(runs / 2)];
 }
 
 template <class T>

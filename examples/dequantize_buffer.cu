@@ -17,18 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "support/cuda_support.cuh"
+
 namespace {
 
 constexpr dq4::encoding encoding = dq4::u4;        // AWQ weights: unsigned 0..15
 constexpr dq4::order order = dq4::interleaved;     // AWQ's packing order
 
-// Prints the failing call and exits: the example has no way to recover from a CUDA error.
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(status));
-    std::exit(1);
-  }
-}
+using dq4_support::check;
+using dq4_support::median_ms;
 
 // Each warp converts 128 consecutive words per step: lane l takes words l, l + 32, l + 64, l + 96,
 // so every load instruction reads 128 contiguous bytes and every 16-byte store instruction writes
@@ -112,29 +109,6 @@ bool run_on_host(const std::vector<int>& values, const std::vector<std::uint32_t
   return bad == 0;
 }
 
-// Median of `runs` timings (ms) of `launch`, after one warm-up.
-template <class Launch>
-float median_ms(int runs, Launch launch) {
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "cudaEventCreate");
-  check(cudaEventCreate(&stop), "cudaEventCreate");
-  launch();
-  std::vector<float> times;
-  for (int r = 0; r < runs; ++r) {
-    check(cudaEventRecord(start), "cudaEventRecord");
-    launch();
-    check(cudaEventRecord(stop), "cudaEventRecord");
-    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
-    float ms = 0;
-    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-    times.push_back(ms);
-  }
-  check(cudaEventDestroy(start), "cudaEventDestroy");
-  check(cudaEventDestroy(stop), "cudaEventDestroy");
-  std::nth_element(times.begin(), times.begin() + runs / 2, times.end());
-  return times[static_cast<std::size_t>(runs / 2)];
-}
-
 bool run_on_gpu(const cudaDeviceProp& prop, const std::vector<int>& values, const std::vector<std::uint32_t>& packed) {
   const std::size_t words = packed.size(), count = values.size();
   const std::size_t in_bytes = words * sizeof(std::uint32_t), out_bytes = count * sizeof(std::uint16_t);
@@ -158,10 +132,10 @@ bool run_on_gpu(const cudaDeviceProp& prop, const std::vector<int>& values, cons
   std::printf("gpu: %zu values dequantized, %zu mismatches against the reference\n", count, bad);
 
   // Throughput: bytes read plus bytes written, against a device-to-device copy of the output size.
-  const float kernel_ms = median_ms(20, [&] { check(dequantize(d_packed, words, d_out, blocks, nullptr), "launch"); });
+  const float kernel_ms = median_ms(20, [&](int) { check(dequantize(d_packed, words, d_out, blocks, nullptr), "launch"); });
   std::uint16_t* d_copy = nullptr;
   check(cudaMalloc(&d_copy, out_bytes), "cudaMalloc");
-  const float copy_ms = median_ms(20, [&] {
+  const float copy_ms = median_ms(20, [&](int) {
     check(cudaMemcpyAsync(d_copy, d_out, out_bytes, cudaMemcpyDeviceToDevice), "cudaMemcpyAsync");
   });
   const double kernel_gbs = static_cast<double>(in_bytes + out_bytes) / (kernel_ms * 1e6);

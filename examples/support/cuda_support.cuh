@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+// Helpers shared by dq4's examples and benchmarks (not part of the library): CUDA error checks that
+// stop the program with the failing call named, and a timing loop on CUDA events.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+namespace dq4_support {
+
+// Prints the failing call and exits: these programs have no way to recover from a CUDA error.
+inline void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(status));
+    std::exit(1);
+  }
+}
+
+// Median of `runs` timings (ms) of launch(r), r = 1 .. runs, after one warm-up launch(0); r lets a
+// caller rotate buffers between runs.
+template <class Launch>
+float median_ms(int runs, Launch launch) {
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  launch(0);
+  check(cudaDeviceSynchronize(), "warm-up");
+  std::vector<float> times;
+  for (int r = 0; r < runs; ++r) {
+    check(cudaEventRecord(start), "cudaEventRecord");
+    launch(r + 1);
+    check(cudaEventRecord(stop), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    times.push_back(ms);
+  }
+  check(cudaEventDestroy(start), "cudaEventDestroy");
+  check(cudaEventDestroy(stop), "cudaEventDestroy");
+  std::nth_element(times.begin(), times.begin() + runs / 2, times.end());
+  return times[static_cast<std::size_t>(runs / 2)];
+}
+
+}  // namespace dq4_support
