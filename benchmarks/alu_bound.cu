@@ -159,7 +159,13 @@ struct accumulator {
         const __half2 h = __hfma2(v.half2(r), __float2half2_rn(x), *reinterpret_cast<const __half2*>(&regs[r]));
         std::memcpy(&regs[r], &h, 4);
       } else if constexpr (F == format::bf16) {
-        const __nv_bfloat162 h = __hfma2(v.bfloat162(r), __float2bfloat162_rn(x), *reinterpret_cast<const __nv_bfloat162*>(&regs[r]));
+        const __nv_bfloat162 a = *reinterpret_cast<const __nv_bfloat162*>(&regs[r]);
+#if __CUDA_ARCH__ >= 800
+        const __nv_bfloat162 h = __hfma2(v.bfloat162(r), __float2bfloat162_rn(x), a);
+#else   // no bf16 arithmetic before sm_80: accumulate through fp32
+        const float2 p = __bfloat1622float2(v.bfloat162(r)), q = __bfloat1622float2(a);
+        const __nv_bfloat162 h = __floats2bfloat162_rn(fmaf(p.x, x, q.x), fmaf(p.y, x, q.y));
+#endif  // __CUDA_ARCH__ >= 800
         std::memcpy(&regs[r], &h, 4);
       } else {
         regs[r] = __float_as_uint(fmaf(v.value(r), x, __uint_as_float(regs[r])));
