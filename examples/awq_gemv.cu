@@ -177,29 +177,30 @@ __global__ void finish_kernel(const float* __restrict__ y_acc, std::size_t count
   if (i < count) y[i] = static_cast<value_type<F>>(y_acc[i]);
 }
 
-// The bulk path: W dequantized to F, row-major [K][N]. Lane l takes words l, l + 32, l + 64, l + 96
-// of its warp's 128-word slice of a row, so each 16-byte store instruction writes 512 contiguous bytes.
+// The bulk path: W dequantized to F, row-major [K][N]. A warp takes a tile of 4 rows (of one group)
+// by 32 words: lane l takes word column 32t + l of the 4 rows, so it prepares its zero points and
+// loads its scales once for 4 words, each load instruction reads 128 contiguous bytes and each 16-byte
+// store instruction writes 512 contiguous bytes.
 template <format F>
 __global__ void dequantize_kernel(const std::uint32_t* __restrict__ weights, const std::uint32_t* __restrict__ zeros,
                                   const uint4* __restrict__ scales, std::size_t rows, std::size_t cols,
                                   uint4* __restrict__ out) {
-  const std::size_t words_per_row = cols / 8, total = rows * words_per_row;
+  constexpr int tile_rows = 4;  // divides the group size
+  const std::size_t words_per_row = cols / 8, tiles_per_row = words_per_row / 32;
+  const std::size_t tiles = rows / tile_rows * tiles_per_row;
   const std::size_t lane = threadIdx.x % 32;
   const std::size_t warp = (std::size_t{blockIdx.x} * blockDim.x + threadIdx.x) / 32;
   const std::size_t warps = std::size_t{gridDim.x} * blockDim.x / 32;
-  constexpr int per_lane = 4;
-  constexpr std::size_t step = 32 * per_lane;
-  for (std::size_t base = warp * step; base < total; base += warps * step) {
-    std::uint32_t w[per_lane];
+  for (std::size_t t = warp; t < tiles; t += warps) {
+    const std::size_t k0 = t / tiles_per_row * tile_rows, c = t % tiles_per_row * 32 + lane;
+    std::uint32_t w[tile_rows];
 #pragma unroll
-    for (int i = 0; i < per_lane; ++i) w[i] = weights[base + lane + 32 * i];  // all loads first (rows are multiples of 128 words)
+    for (int i = 0; i < tile_rows; ++i) w[i] = weights[(k0 + i) * words_per_row + c];  // all loads first
+    const word_group<F> g = load_group<F>(zeros, scales, (k0 / group_size) * words_per_row + c);
 #pragma unroll
-    for (int i = 0; i < per_lane; ++i) {
-      const std::size_t word = base + lane + 32 * i;
-      const std::size_t k = word / words_per_row, c = word % words_per_row;
-      const word_group<F> g = load_group<F>(zeros, scales, (k / group_size) * words_per_row + c);
+    for (int i = 0; i < tile_rows; ++i) {
       const dq4::fragment<F, 8> v = dq4::dequantize<F, dq4::order::interleaved>(w[i], g.zero, g.scales);
-      out[word] = make_uint4(v.regs[0], v.regs[1], v.regs[2], v.regs[3]);
+      out[(k0 + i) * words_per_row + c] = make_uint4(v.regs[0], v.regs[1], v.regs[2], v.regs[3]);
     }
   }
 }
