@@ -624,8 +624,41 @@ template <format F, order O>
   }
 }
 
+/// Whether the hardware fp4 conversion is used: only when the user defines DQ4_FP4_HARDWARE_CONVERSION
+/// (as CUTLASS does, since it cannot be run on the GPUs dq4's exhaustive tests ran on) and the code
+/// is compiled for an arch- or family-specific target that has cvt.rn.f16x2.e2m1x2 (sm_100a/f,
+/// sm_103a, sm_110a, sm_120a/f, sm_121a). There it takes 3 SHF + 4 F2FP per 8 values in sequential
+/// order (13 with the tables); bf16 and the interleaved order keep the tables.
+[[nodiscard]] DQ4_HD constexpr bool fp4_hardware_conversion() noexcept {
+#if defined(DQ4_FP4_HARDWARE_CONVERSION) && defined(__CUDA_ARCH_FAMILY_SPECIFIC__) && __CUDA_ARCH__ >= 1000
+  return true;
+#else
+  return false;
+#endif
+}
+
+/// e2m1 to fp16, sequential order, by the hardware: register r converts byte r (low nibble to the
+/// low half).
+[[nodiscard]] DQ4_HD fragment<format::fp16, 8> e2m1_hardware_sequential(std::uint32_t word) noexcept {
+  fragment<format::fp16, 8> out{};
+#if defined(DQ4_FP4_HARDWARE_CONVERSION) && defined(__CUDA_ARCH_FAMILY_SPECIFIC__) && __CUDA_ARCH__ >= 1000
+  unrolled<4>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    asm("{\n .reg .b8 b0, b1, b2, b3;\n mov.b32 {b0, b1, b2, b3}, %1;\n cvt.rn.f16x2.e2m1x2 %0, b0;\n}"
+        : "=r"(out.regs[R])
+        : "r"(word >> (8 * R)));
+  });
+#else   // never called: fp4_hardware_conversion() is false
+  (void)word;
+#endif
+  return out;
+}
+
 template <format F, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> e2m1_dequantize(std::uint32_t word) noexcept {
+  if constexpr (F == format::fp16 && O == order::sequential && fp4_hardware_conversion()) {
+    return e2m1_hardware_sequential(word);
+  }
   constexpr e2m1_tables table = e2m1_table<F>();
   const std::uint32_t magnitudes = word & 0x77777777u;  // exponent and mantissa bits of every nibble
   const std::uint32_t shifted = word << 4;              // signs of the even nibbles as byte top bits
