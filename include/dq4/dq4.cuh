@@ -629,19 +629,18 @@ template <format F, order O>
 /// is compiled for an arch- or family-specific target that has cvt.rn.f16x2.e2m1x2 (sm_100a/f,
 /// sm_103a, sm_110a, sm_120a/f, sm_121a). There it takes 3 SHF + 4 F2FP per 8 values in sequential
 /// order (13 with the tables); bf16 and the interleaved order keep the tables.
-[[nodiscard]] DQ4_HD constexpr bool fp4_hardware_conversion() noexcept {
 #if defined(DQ4_FP4_HARDWARE_CONVERSION) && defined(__CUDA_ARCH_FAMILY_SPECIFIC__) && __CUDA_ARCH__ >= 1000
-  return true;
+#define DQ4_DETAIL_FP4_CONVERSION 1
 #else
-  return false;
+#define DQ4_DETAIL_FP4_CONVERSION 0
 #endif
-}
+[[nodiscard]] DQ4_HD constexpr bool fp4_hardware_conversion() noexcept { return DQ4_DETAIL_FP4_CONVERSION != 0; }
 
 /// e2m1 to fp16, sequential order, by the hardware: register r converts byte r (low nibble to the
 /// low half).
 [[nodiscard]] DQ4_HD fragment<format::fp16, 8> e2m1_hardware_sequential(std::uint32_t word) noexcept {
   fragment<format::fp16, 8> out{};
-#if defined(DQ4_FP4_HARDWARE_CONVERSION) && defined(__CUDA_ARCH_FAMILY_SPECIFIC__) && __CUDA_ARCH__ >= 1000
+#if DQ4_DETAIL_FP4_CONVERSION
   unrolled<4>([&](auto r) {
     constexpr int R = decltype(r)::value;
     asm("{\n .reg .b8 b0, b1, b2, b3;\n mov.b32 {b0, b1, b2, b3}, %1;\n cvt.rn.f16x2.e2m1x2 %0, b0;\n}"
@@ -650,9 +649,10 @@ template <format F, order O>
   });
 #else   // never called: fp4_hardware_conversion() is false
   (void)word;
-#endif
+#endif  // DQ4_DETAIL_FP4_CONVERSION
   return out;
 }
+#undef DQ4_DETAIL_FP4_CONVERSION
 
 template <format F, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> e2m1_dequantize(std::uint32_t word) noexcept {
@@ -1059,13 +1059,6 @@ inline void check_pointers(const void* qweight, const void* qzeros, const void* 
   }
 }
 
-/// Nibble j of a word written in `from` order, moved to where order `to` reads output j.
-[[nodiscard]] inline std::uint32_t reorder_word(std::uint32_t word, order from, order to) noexcept {
-  std::uint32_t out = 0;
-  for (int j = 0; j < 8; ++j) out |= reference::nibble(word, source_nibble(from, j)) << (4 * source_nibble(to, j));
-  return out;
-}
-
 }  // namespace detail
 
 /// An AutoAWQ ("GEMM" version) checkpoint: qweight int32 [K][N/8], qzeros int32 [K/G][N/8], both with
@@ -1133,7 +1126,8 @@ inline void check_pointers(const void* qweight, const void* qzeros, const void* 
   }
   m.zero_points.resize(groups * words);
   for (std::size_t i = 0; i < groups * words; ++i) {
-    m.zero_points[i] = detail::reorder_word(static_cast<std::uint32_t>(qzeros[i]), order::sequential, word_order);
+    const auto stored = static_cast<std::uint32_t>(qzeros[i]);  // sequential, as GPTQ packs them
+    m.zero_points[i] = word_order == order::interleaved ? reorder<order::sequential, order::interleaved>(stored) : stored;
   }
   m.scales.assign(scales, scales + groups * cols);
   return m;
