@@ -61,8 +61,8 @@ constexpr std::size_t group_size = 128;
 // PRMT(a, b, 0x7632) gives the odd columns. The zero points are merged the same way from one word
 // (both halves of a register belong to one column) and the scales are doubled up, so
 // dq4::dequantize still computes (q - z) * s with one rounding: every weight the tensor core sees
-// has the reference's bits. Per merged word: 1 PRMT + 13 (fp16) or 15 (bf16) instructions for
-// eight weights.
+// has the reference's bits (tests/test_host.cpp, MmaFragmentRecipe, checks this recipe on the host).
+// Per merged word: 1 PRMT + 13 (fp16) or 15 (bf16) instructions for eight weights.
 //
 // Lanes: g = lane / 4 takes words 2g, 2g + 1 of the tile (columns 16g .. 16g + 15); t = lane % 4
 // takes rows 4t .. 4t + 3 of each step. K may be relabelled freely inside an mma as long as A and B

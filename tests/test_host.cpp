@@ -435,6 +435,56 @@ TEST(Checkpoint, RejectsShapesThatDoNotDivideAndBadTensors) {
                       "act-order");
 }
 
+// The A-fragment recipe of the tensor-core GEMV (examples/awq_gemv.cu): the AWQ words of rows k and
+// k + 1 merged by one byte permute (0x5410: low halves, 0x7632: high halves), dequantized with the
+// zeros word permuted the same way and each column's scale in both halves of its register, give
+// registers {W[k][c], W[k + 1][c]}: the even columns c = 2j from 0x5410, the odd ones from 0x7632.
+// dequantize is bit-exact to the reference for every word, zeros word and scales, so checking the
+// recipe against the plain per-row reference here proves the device path too.
+template <format F>
+void expect_merged_rows_give_column_pairs(std::uint32_t row0, std::uint32_t row1, std::uint32_t zeros) {
+  using dq4::detail::prmt;
+  using dq4::order;
+  dq4::fragment<F, 8> scales{}, even_scales{}, odd_scales{};
+  for (int j = 0; j < 4; ++j) {  // a different scale per column: 1 + c / 16
+    const std::uint32_t s0 = (F == format::fp16 ? 0x3C00u : 0x3F80u) + static_cast<std::uint32_t>(2 * j) * (F == format::fp16 ? 0x40u : 0x8u);
+    const std::uint32_t s1 = s0 + (F == format::fp16 ? 0x40u : 0x8u);
+    scales.regs[j] = s0 | s1 << 16;
+    even_scales.regs[j] = prmt(scales.regs[j], scales.regs[j], 0x1010);
+    odd_scales.regs[j] = prmt(scales.regs[j], scales.regs[j], 0x3232);
+  }
+  const auto w0 = dq4::reference::dequantize<F, dq4::zeros::awq, order::interleaved>(row0, zeros, scales);
+  const auto w1 = dq4::reference::dequantize<F, dq4::zeros::awq, order::interleaved>(row1, zeros, scales);
+  const auto even = dq4::dequantize<F, order::interleaved>(
+      prmt(row0, row1, 0x5410), dq4::prepare_zeros<F, dq4::zeros::awq, order::interleaved>(prmt(zeros, zeros, 0x5410)),
+      even_scales);
+  const auto odd = dq4::dequantize<F, order::interleaved>(
+      prmt(row0, row1, 0x7632), dq4::prepare_zeros<F, dq4::zeros::awq, order::interleaved>(prmt(zeros, zeros, 0x7632)),
+      odd_scales);
+  for (int j = 0; j < 4; ++j) {
+    ASSERT_EQ(even.bits(2 * j), w0.bits(2 * j)) << std::hex << row0 << " " << row1 << " " << zeros << " column " << 2 * j;
+    ASSERT_EQ(even.bits(2 * j + 1), w1.bits(2 * j)) << std::hex << row0 << " " << row1 << " " << zeros << " column " << 2 * j;
+    ASSERT_EQ(odd.bits(2 * j), w0.bits(2 * j + 1)) << std::hex << row0 << " " << row1 << " " << zeros << " column " << 2 * j + 1;
+    ASSERT_EQ(odd.bits(2 * j + 1), w1.bits(2 * j + 1)) << std::hex << row0 << " " << row1 << " " << zeros << " column " << 2 * j + 1;
+  }
+}
+
+template <format F>
+void expect_mma_fragment_recipe() {
+  for (std::uint32_t q0 = 0; q0 < 16; ++q0)  // every (q0, q1, z) in every column
+    for (std::uint32_t q1 = 0; q1 < 16; ++q1)
+      for (std::uint32_t z = 0; z < 16; ++z) expect_merged_rows_give_column_pairs<F>(q0 * 0x11111111u, q1 * 0x11111111u, z * 0x11111111u);
+  std::uint32_t state = 12345;  // and mixed words, so that a column reading another column's nibble shows
+  const auto next = [&state] { return state = state * 1664525u + 1013904223u; };
+  for (int i = 0; i < 20000; ++i) {
+    const std::uint32_t row0 = next(), row1 = next(), zeros = next();
+    expect_merged_rows_give_column_pairs<F>(row0, row1, zeros);
+  }
+}
+
+TEST(MmaFragmentRecipe, MergedRowsGiveColumnPairsFp16) { expect_mma_fragment_recipe<format::fp16>(); }
+TEST(MmaFragmentRecipe, MergedRowsGiveColumnPairsBf16) { expect_mma_fragment_recipe<format::bf16>(); }
+
 TEST(FloatModel, RoundsToNearestEven) {
   using dq4_test::add_half;
   using dq4_test::bf16_layout;
