@@ -26,7 +26,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
 #include "support/cuda_support.cuh"
@@ -310,9 +309,6 @@ __device__ void finish_tile(const gemv_args& a, std::size_t tile, std::size_t pa
   if (lane == 0) a.arrivals[tile] = 0;
 }
 
-// Steps [first, end) of one tile (step = 16 rows), added into acc. Software pipeline: the next
-// step's loads are in flight while this one is multiplied, and the next group's zero points and
-// scales are loaded when a group starts.
 // Steps [first, end) of one tile (step = 16 rows), added into acc. Pipeline: the copies of the
 // next stages - 1 steps are in flight (asynchronous copies into the warp's shared-memory ring, so
 // they hold no registers) while a step is multiplied; a group's zero points and scales are loaded
@@ -383,10 +379,11 @@ __device__ word_group<F> load_word_group(const std::uint32_t* zeros, const uint4
   return g;
 }
 
-// The bulk path: W dequantized to F, row-major [K][N]. A warp takes a tile of 4 rows (of one group)
-// by 32 words: lane l takes word column 32t + l of the 4 rows, so it prepares its zero points and
-// loads its scales once for 4 words, each load instruction reads 128 contiguous bytes and each 16-byte
-// store instruction writes 512 contiguous bytes.
+// The bulk path: W dequantized to F, row-major [K][N]. A warp takes a tile of 8 rows (of one group)
+// by 32 words: lane l takes word column 32t + l of the 8 rows, so it prepares its zero points and
+// loads its scales once for 8 words, each load instruction reads 128 contiguous bytes and each 16-byte
+// store instruction writes 512 contiguous bytes, streaming (st.global.cs: the output is not read again
+// by this kernel).
 template <format F>
 __global__ void dequantize_kernel(const std::uint32_t* __restrict__ weights, const std::uint32_t* __restrict__ zeros,
                                   const uint4* __restrict__ scales, std::size_t rows, std::size_t cols,
@@ -481,10 +478,8 @@ const void* gemv_kernel_for(int batch) {
 constexpr int staging_bytes = warps_per_block * stages * stage_slots * 8;
 
 template <format F>
-gemv_plan make_gemv_plan(shape s, int batch) {
-  int device = 0, sms = 0, per_sm = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+gemv_plan make_gemv_plan(shape s, int batch, int sms) {
+  int per_sm = 0;
   check(cudaFuncSetAttribute(gemv_kernel_for<F>(batch), cudaFuncAttributeMaxDynamicSharedMemorySize, staging_bytes),
         "cudaFuncSetAttribute");
   check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel_for<F>(batch), 32 * warps_per_block, staging_bytes),
@@ -496,14 +491,14 @@ gemv_plan make_gemv_plan(shape s, int batch) {
   // under a quarter of the tile's weight bytes (K x 64), which matters for 8 tokens and small K.
   const std::size_t tiles = s.n / tile_columns, steps_per_tile = s.k / step_rows;
   const std::size_t bands = (tiles + warps_per_block - 1) / warps_per_block;
-  const std::size_t slot_limit = std::max<std::size_t>(1, s.k / (64 * static_cast<std::size_t>(batch == 1 ? 1 : max_batch)));
+  const std::size_t kernel_batch = batch == 1 ? 1 : max_batch;  // the Batch of the kernel that runs
+  const std::size_t slot_limit = std::max<std::size_t>(1, s.k / (64 * kernel_batch));
   const std::size_t wanted =
       std::min(slot_limit, std::max<std::size_t>(1, static_cast<std::size_t>(sms * per_sm) / bands));
   p.steps_per_part = (steps_per_tile + wanted - 1) / wanted;
   p.parts = (steps_per_tile + p.steps_per_part - 1) / p.steps_per_part;
   p.blocks = static_cast<unsigned>(bands * p.parts);
-  const int stored_batch = batch == 1 ? 1 : max_batch;
-  check(cudaMalloc(&p.slots, tiles * p.parts * stored_batch * tile_columns * sizeof(float)), "cudaMalloc");
+  check(cudaMalloc(&p.slots, tiles * p.parts * kernel_batch * tile_columns * sizeof(float)), "cudaMalloc");
   check(cudaMalloc(&p.arrivals, tiles * sizeof(unsigned)), "cudaMalloc");
   check(cudaMemset(p.arrivals, 0, tiles * sizeof(unsigned)), "cudaMemset");  // once: the kernel leaves it zero
   return p;
@@ -544,11 +539,9 @@ void launch_gemv(const device_layer& l, shape s, int batch, const void* x, void*
   check(cudaGetLastError(), "gemv_kernel");
 }
 
+// 32 blocks of 256 threads per SM: a grid-stride loop over the tiles.
 template <format F>
-void launch_dequantize(const device_layer& l, shape s, cudaStream_t stream) {
-  int device = 0, sms = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+void launch_dequantize(const device_layer& l, shape s, int sms, cudaStream_t stream) {
   dequantize_kernel<F><<<static_cast<unsigned>(sms * 32), 256, 0, stream>>>(l.weights, l.zeros, reinterpret_cast<const uint4*>(l.scales), s.k,
                                                      s.n, static_cast<uint4*>(l.dequantized));
   check(cudaGetLastError(), "dequantize_kernel");
@@ -613,7 +606,8 @@ std::size_t unit_vector_mismatches(const device_layer& l, shape s, int batch, co
 
 // One layer shape in one format: every dequantized value, then the GEMV for each batch size.
 template <format F>
-bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE* csv, const char* device_name) {
+bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE* csv, const cudaDeviceProp& device) {
+  const int sms = device.multiProcessorCount;
   const char* fname = F == format::fp16 ? "fp16" : "bf16";
   if (s.n % tile_columns != 0 || s.k % group_size != 0 || s.k == 0 || s.n == 0) {
     std::fprintf(stderr, "shape %zu x %zu: this example needs N a positive multiple of %d and K of %zu\n", s.k, s.n,
@@ -633,7 +627,7 @@ bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE
     l.scales = device_copy(m.scales);
     check(cudaMalloc(&l.dequantized, dense_bytes), "cudaMalloc");
     check(cudaMemset(l.dequantized, 0xEE, dense_bytes), "cudaMemset");  // poison
-    launch_dequantize<F>(l, s, nullptr);
+    launch_dequantize<F>(l, s, sms, nullptr);
   }
   check(cudaDeviceSynchronize(), "dequantize");
 
@@ -650,7 +644,7 @@ bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE
   for (std::size_t i = 0; i < dense.size(); ++i) w[i] = bits16_to_float(F, dense[i]);
 
   for (const int batch : {1, max_batch}) {
-    gemv_plan plan = make_gemv_plan<F>(s, batch);
+    gemv_plan plan = make_gemv_plan<F>(s, batch, sms);
     const std::size_t wrong_placements = unit_vector_mismatches<F>(layers[0], s, batch, plan, dense, quick);
     std::printf("  batch %d: %zu outputs differ from the weight a unit-vector activation selects\n", batch, wrong_placements);
     ok = ok && wrong_placements == 0;
@@ -714,7 +708,7 @@ bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE
       const auto layer = [&](int run) -> const device_layer& { return layers[static_cast<std::size_t>(run % copies)]; };
       const float ours_ms = median_ms(21, [&](int r) { launch_gemv<F>(layer(r), s, batch, x, y, plan, nullptr); });
       const float cublas_ms = median_ms(21, [&](int r) { cublas_gemv(handle, F, layer(r), s, batch, x, y_cublas); });
-      const float bulk_ms = median_ms(21, [&](int r) { launch_dequantize<F>(layer(r), s, nullptr); });
+      const float bulk_ms = median_ms(21, [&](int r) { launch_dequantize<F>(layer(r), s, sms, nullptr); });
       const double gemv_bytes = static_cast<double>(packed_bytes + batch * s.k * 2 + batch * s.n * 2);
       const double ours_gbs = gemv_bytes / (ours_ms * 1e6);
       const double bulk_gbs = static_cast<double>(packed_bytes + dense_bytes) / (bulk_ms * 1e6);
@@ -723,7 +717,7 @@ bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE
                   batch, ours_ms * 1e3, ours_gbs, 100 * ours_gbs / copy_gbs, cublas_ms * 1e3, cublas_ms / ours_ms,
                   bulk_ms * 1e3, bulk_gbs, 100 * bulk_gbs / copy_gbs);
       if (csv != nullptr) {
-        std::fprintf(csv, "%s,%s,%zu,%zu,%d,%.3f,%.3f,%.3f,%.1f,%.3f,%.1f,%.3f,%.1f,%.3f\n", device_name, fname, s.k, s.n,
+        std::fprintf(csv, "%s,%s,%zu,%zu,%d,%.3f,%.3f,%.3f,%.1f,%.3f,%.1f,%.3f,%.1f,%.3f\n", device.name, fname, s.k, s.n,
                      batch, ours_ms * 1e3, cublas_ms * 1e3, cublas_ms / ours_ms, ours_gbs, ours_gbs / copy_gbs, copy_gbs,
                      bulk_ms * 1e3, bulk_gbs, bulk_gbs / copy_gbs);
       }
@@ -799,8 +793,8 @@ int main(int argc, char** argv) {
   if (only.k != 0) shapes = {only};
   bool ok = true;
   for (const shape s : shapes) {
-    ok = run_shape<format::fp16>(s, quick, handle, copy_gbs, csv, prop.name) && ok;
-    ok = run_shape<format::bf16>(s, quick, handle, copy_gbs, csv, prop.name) && ok;
+    ok = run_shape<format::fp16>(s, quick, handle, copy_gbs, csv, prop) && ok;
+    ok = run_shape<format::bf16>(s, quick, handle, copy_gbs, csv, prop) && ok;
   }
   if (csv != nullptr) std::fclose(csv);
   check(cublasDestroy(handle), "cublasDestroy");
