@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """PyTorch's built-in int4 GEMV (tinygemm, torch._weight_int4pack_mm: bf16 activations, group size 128)
-at the shapes of examples/awq_gemv.cu, timed the same way: CUDA events, a warm-up, the median of 21 runs,
-weights rotated through more than 256 MB so that they come from DRAM. Writes a CSV.
+at the shapes of examples/awq_gemv.cu, timed the same way: CUDA events, a warm-up, the median over 11 runs
+of 10 calls queued back to back behind a kernel that holds the GPU while Python enqueues them (the GPU's
+time per call, not Python's launch latency), weights rotated through more than 256 MB so that they come
+from DRAM. Writes a CSV.
 
     tinygemm.py results.csv
 """
@@ -26,17 +28,20 @@ def packed_weights(k, n):
     return packed, scales_and_zeros
 
 
-def median_us(fn, runs=21):
+def median_us(fn, runs=11, calls=10):
     start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     fn(0)
     torch.cuda.synchronize()
-    times = []
-    for r in range(runs):
+    times, r = [], 1
+    for _ in range(runs):
+        torch.cuda._sleep(4_000_000)  # about 2 ms at 2 GHz: longer than Python takes to enqueue the calls
         start.record()
-        fn(r + 1)
+        for _ in range(calls):
+            fn(r)
+            r += 1
         stop.record()
         stop.synchronize()
-        times.append(start.elapsed_time(stop) * 1e3)
+        times.append(start.elapsed_time(stop) * 1e3 / calls)
     return statistics.median(times)
 
 

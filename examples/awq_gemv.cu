@@ -8,7 +8,8 @@
 // dequantized weights and against cuBLAS on the dequantized matrix, checks every dequantized value,
 // and times the GEMV against cuBLAS (cublasGemmEx on the dequantized 16-bit matrix) and the bulk
 // kernel against a device-to-device copy, with weights rotated through more than twice the L2 size
-// so that they come from DRAM.
+// so that they come from DRAM, and calls queued back to back (the time per call of a decode step's
+// stream of kernels, without the host's launch latency).
 //
 //   awq_gemv [--quick] [--shape K N] [--csv results.csv]
 //     --quick: one small shape, correctness only (the CTest run)
@@ -74,16 +75,21 @@ constexpr std::size_t group_size = 128;
 // together they read 512 contiguous bytes of each row. Each band's K is cut into equal parts, one
 // block per (band, part), as many as fill the resident blocks (two blocks of 128 registers per
 // thread on each SM). At the end of its part a warp stores its partial sums into the part's slot of
-// the workspace and counts the steps it did; the warp that completes a tile's count adds the slots
+// the workspace and counts its part as done; the warp that completes a tile's count adds the slots
 // in part order (deterministic for a given device) and writes the 16-bit outputs. No memset or
 // second kernel: the completing warp resets the tile's counter, so the workspace is ready for the
 // next call.
 //
-// Measured on an H100 while choosing this (8192 x 28672, one token, fp16): plain register loads one
-// step ahead, 66 us; asynchronous copies four steps ahead, 59 us (six or more stages: slower); warps
-// that each took their own column range instead of a band, 78 us; the finishing warp adding the
-// slots one load at a time, 64 us; blocks whose K range crossed into the next band (equal runs over
-// all steps instead of parts of one band), 59 us against 57 us, the crossing warps being the last.
+// Measured on an H100 while choosing this (8192 x 28672, one token, fp16, one call at a time):
+// plain register loads one step ahead, 66 us; asynchronous 8-byte copies of each lane's own words
+// four steps ahead, 59 us (six or more stages: slower); warps that each took their own column range
+// instead of a band, 78 us; the finishing warp adding the slots one load at a time, 64 us; blocks
+// whose K range crossed into the next band (equal runs over all steps instead of parts of one band),
+// 59 us against 57 us, the crossing warps being the last. Then whole-sector 16-byte copies through a
+// swizzled ring, the group's zero points and scales travelling in the same ring: 56 us; with the
+// L2::128B hint, 53 us. Work handed out at run time in items of 8 steps (an atomic ticket per item,
+// so warps on faster SMs take more) was slower (H200: 70 against 45 us): publishing each item's
+// partial sums needs a memory fence, and the fence waits for the warp's copies in flight.
 // ------------------------------------------------------------------------------------------------
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -117,17 +123,18 @@ __device__ void mma_16x8x16(float (&d)[4], const std::uint32_t (&a)[4], std::uin
 struct gemv_args {
   const std::uint32_t* weights;  // [K][N / 8]
   const std::uint32_t* zeros;    // [K / 128][N / 8]
-  const uint4* scales;           // [K / 128][N] 16-bit, eight per uint4
+  const std::uint16_t* scales;   // [K / 128][N]
   const void* x;                 // [batch][K] 16-bit
   void* y;                       // [batch][N] 16-bit
-  float* slots;                  // [tiles][parts][Batch][128]
-  unsigned* arrivals;            // [tiles], zero between calls
-  std::size_t rows, cols;
-  std::size_t parts, steps_per_part;  // a band's K split: block b takes part b % parts of band b / parts
-  int batch;  // tokens, at most the kernel's Batch
+  float* slots;                  // [tiles][parts][Batch][128]: the partial sums of each part
+  unsigned* arrivals;            // [tiles]: parts done; zero between calls
+  std::size_t rows, cols;        // K, N
+  unsigned parts;                // a tile's K is cut into this many parts
+  unsigned part_steps;           // steps of a part (the last may be shorter)
+  int batch;                     // tokens, at most the kernel's Batch
 };
 
-// One step's loads for one lane: rows 4t .. 4t + 3, words 2g and 2g + 1 of the tile, and the
+// One step's fragments for one lane: rows 4t .. 4t + 3, words 2g and 2g + 1 of the tile, and the
 // lane's B fragment (four activations of token g; zero for lanes past the batch).
 struct step_loads {
   uint2 rows[4];
@@ -140,66 +147,159 @@ struct group_loads {
   uint4 scales[2];
 };
 
-// Asynchronous 8-byte copies (cp.async, sm_80+) into shared memory: the bytes in flight hold no
-// registers. Each lane copies and later reads only its own words, so no barrier is needed between
-// the two; .ca because the bypassing .cg form copies only 16 bytes.
-__device__ void copy_8_async(uint2* shared, const void* global) {
-  const auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(address), "l"(global) : "memory");
+// Asynchronous 16-byte copies (cp.async.cg, sm_80+) into shared memory: the bytes in flight hold no
+// registers and bypass L1. With `copy` false nothing is read and the 16 bytes are zeroed (the
+// source-size operand): every lane copies, no branch around it. The L2::128B hint has L2 fetch the
+// whole 128-byte line, whose other half the neighbouring warp reads (8192 x 28672 on an H100: 50 us
+// against 53 us without it; L2::256B the same as 128B).
+__device__ void copy_16_async(unsigned shared_address, const void* global, bool copy = true) {
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;" ::"r"(shared_address), "l"(global),
+               "r"(copy ? 16 : 0)
+               : "memory");
 }
 __device__ void commit_copies() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int Pending>
 __device__ void wait_copies() {
   asm volatile("cp.async.wait_group %0;" ::"n"(Pending) : "memory");
 }
-constexpr int stages = 4;
-constexpr int stage_slots = 5 * 32;  // uint2 per stage and warp
+constexpr int stages = 4;  // 5 or 6: slower for one token, 2% faster for eight (H100)
 
-// Where a lane's next step and next group are; advanced by pointer steps (no index arithmetic in
-// the K loop).
-struct lane_cursor {
-  const std::uint32_t* words;  // row 4t of the step, word 2g of the tile
-  const std::uint16_t* x;      // token g, row 4t of the step; null past the batch
-  const std::uint32_t* zeros;  // the group's words 2g, 2g + 1
-  const uint4* scales;         // the group's scales of those words
-  std::size_t words_per_row;
-
-  // The step's loads as asynchronous copies into the lane's slots of a stage ([5][32] uint2:
-  // rows 0..3, then x), and read back.
-  __device__ void copy_step(uint2* stage, int lane) const {
-#pragma unroll
-    for (int r = 0; r < 4; ++r) copy_8_async(stage + r * 32 + lane, words + r * words_per_row);
-    if (x != nullptr) copy_8_async(stage + 4 * 32 + lane, x);
+// A warp's ring of `stages` stages in shared memory, one step each, 2 KB: the tile's 16 rows x 64
+// bytes of weights; 512 bytes of the group's data (at a group's first step and at the warp's first:
+// 64 bytes of zero points, 256 bytes of scales, then the zeros of the lanes that have nothing to
+// copy); 512 bytes of activations (lanes 2k, 2k + 1 copy token k's 16 activations, zeros past the
+// batch). Every lane copies 16 bytes into each part, so no copy needs a branch.
+//
+// The weights are copied in whole 16-byte chunks (lane l: chunk l % 4 of rows l / 4 and 8 + l / 4,
+// so each copy instruction reads 64 contiguous bytes of 8 rows: whole sectors) and read back as the
+// fragments want them (lane (g, t): 8 bytes of rows 4t .. 4t + 3). Chunk c of row r sits in the
+// 128-byte line r / 2 at chunk (4 (r % 2) + c) xor 2 (r / 4): the 16 lanes of a half warp, which
+// read rows 4t + i for the four t and chunks c = g / 2 of two adjacent g, then hit 8 different
+// chunks of one line -- no bank conflicts (unswizzled, the four t would hit the same banks).
+namespace ring {
+constexpr unsigned zeros = step_rows * tile_words * 4, scales = zeros + tile_words * 4;  // weights at 0
+constexpr unsigned x = zeros + 32 * 16;
+constexpr unsigned stage_bytes = x + 32 * 16;
+constexpr unsigned bytes = stages * stage_bytes;
+__host__ __device__ constexpr unsigned chunk(unsigned row, unsigned c) {
+  return row / 2 * 128 + ((4 * (row % 2) + c) ^ (2 * (row / 4))) * 16;
+}
+// The layout's promises, checked when this file compiles: every (row, chunk) has 16 bytes of its
+// own, and for each of the four rows a lane reads, the 16 lanes of a half warp read 16 different
+// 8-byte bank pairs.
+constexpr bool chunks_are_distinct() {
+  bool taken[step_rows * 4] = {};
+  for (unsigned row = 0; row < step_rows; ++row) {
+    for (unsigned c = 0; c < 4; ++c) {
+      const unsigned at = chunk(row, c) / 16;
+      if (at >= step_rows * 4 || taken[at]) return false;
+      taken[at] = true;
+    }
   }
-  __device__ step_loads read_step(const uint2* stage, int lane) const {
+  return true;
+}
+constexpr bool reads_are_conflict_free() {
+  for (unsigned i = 0; i < 4; ++i) {
+    for (unsigned half = 0; half < 2; ++half) {
+      bool taken[16] = {};
+      for (unsigned lane = 16 * half; lane < 16 * half + 16; ++lane) {
+        const unsigned g = lane / 4, t = lane % 4, pair = (chunk(4 * t + i, g / 2) + 8 * (g % 2)) / 8 % 16;
+        if (taken[pair]) return false;
+        taken[pair] = true;
+      }
+    }
+  }
+  return true;
+}
+static_assert(chunks_are_distinct() && reads_are_conflict_free(), "the ring's swizzle must be a conflict-free permutation");
+}  // namespace ring
+
+// A warp's work: steps [first, end) of one tile, whose partial sums go to slot `part` of the tile.
+struct work_item {
+  unsigned tile, part, first, end;
+};
+
+// Block b takes part b % parts of band b / parts (8 adjacent tiles, one per warp): the warps of a
+// block read the same rows of 8 adjacent tiles (512 contiguous bytes).
+__device__ work_item work_of(const gemv_args& a, unsigned block, unsigned warp) {
+  const unsigned band = block / a.parts, part = block % a.parts, steps = static_cast<unsigned>(a.rows / step_rows);
+  return {band * warps_per_block + warp, part, part * a.part_steps, min(steps, (part + 1) * a.part_steps)};
+}
+
+// One lane's part of the copies: where they come from (pointers advanced a step at a time) and go
+// to, and where the lane reads its fragments back (byte offsets in stage 0).
+struct lane_pipeline {
+  const char* words;        // chunk l % 4 of row l / 4 of the next step to copy
+  const char* x;            // token l / 2, activations 8 (l % 2) .. + 7 of that step
+  const char* group;        // lanes 0..3: 16 bytes of the next group's zero points; 4..19: of its scales
+                            // (lanes 20..31 copy nothing: any address in the scales will do)
+  unsigned group_stride;    // bytes from one group's row of zero points (scales) to the next
+  unsigned step, first;     // the next step to copy, the first of the warp's work
+  bool copies_x;            // token l / 2 is in the batch
+  unsigned copy_to[2], x_to, group_to;  // shared addresses (cp.async operands)
+  unsigned read_at[2];      // the lane's fragment bytes (rows 4t and 4t + 1: the swizzle differs)
+
+  // Points the copies at the first step of the warp's work.
+  __device__ void start(const gemv_args& a, const work_item& item, int lane) {
+    const std::size_t row_bytes = a.cols / 2, first_row = std::size_t{item.first} * step_rows;
+    const unsigned l = static_cast<unsigned>(lane);
+    words = reinterpret_cast<const char*>(a.weights) + (first_row + l / 4) * row_bytes + item.tile * 64 + 16 * (l % 4);
+    x = static_cast<const char*>(a.x) + ((copies_x ? l / 2 * a.rows : 0) + first_row + 8 * (l % 2)) * 2;
+    const std::size_t group_row = first_row / group_size;
+    const auto* zeros = reinterpret_cast<const char*>(a.zeros);
+    const auto* scales = reinterpret_cast<const char*>(a.scales);
+    group = l < 4 ? zeros + group_row * row_bytes + item.tile * 64 + 16 * l
+                  : scales + group_row * a.cols * 2 + item.tile * 256 + 16 * ((l - 4) % 16);
+    step = first = item.first;
+  }
+
+  // The copies of the next step into `stage`: its weights and activations, and its group's zero
+  // points and scales when it starts a group or the warp's work.
+  __device__ void copy_step(const gemv_args& a, unsigned stage) {
+    const std::size_t row_bytes = a.cols / 2;
+    const unsigned at = stage * ring::stage_bytes;
+    copy_16_async(copy_to[0] + at, words);
+    copy_16_async(copy_to[1] + at, words + 8 * row_bytes);
+    copy_16_async(x_to + at, x, copies_x);
+    if (step == first || step % steps_per_group == 0) {
+      copy_16_async(group_to + at, group, threadIdx.x % 32 < 20);
+      group += group_stride;
+    }
+    words += step_rows * row_bytes;
+    x += step_rows * 2;
+    ++step;
+  }
+  __device__ step_loads read_step(const char* stages_at, unsigned stage) const {
+    const char* at = stages_at + stage * ring::stage_bytes;
     step_loads s;
 #pragma unroll
-    for (int r = 0; r < 4; ++r) s.rows[r] = stage[r * 32 + lane];
-    s.x = x != nullptr ? stage[4 * 32 + lane] : make_uint2(0, 0);
+    for (int r = 0; r < 4; ++r) s.rows[r] = *reinterpret_cast<const uint2*>(at + read_at[r % 2] + r / 2 * 128);
+    const int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+    s.x = *reinterpret_cast<const uint2*>(at + ring::x + 32 * g + 8 * t);
     return s;
   }
-  __device__ void next_step() {
-    words += step_rows * words_per_row;
-    if (x != nullptr) x += step_rows;
-  }
-  __device__ group_loads load_group() const {
-    return {__ldg(reinterpret_cast<const uint2*>(zeros)), {__ldg(scales), __ldg(scales + 1)}};
-  }
-  __device__ void next_group() {
-    zeros += words_per_row;
-    scales += words_per_row;  // a row of scales is N 16-bit values, N / 8 uint4
+  __device__ group_loads read_group(const char* stages_at, unsigned stage) const {
+    const char* at = stages_at + stage * ring::stage_bytes;
+    const int g = (threadIdx.x % 32) / 4;
+    const auto* scales = reinterpret_cast<const uint4*>(at + ring::scales + 32 * g);
+    return {*reinterpret_cast<const uint2*>(at + ring::zeros + 8 * g), {scales[0], scales[1]}};
   }
 };
 
-__device__ lane_cursor cursor_at(const gemv_args& a, std::size_t tile, std::size_t first_row, int g, int t) {
-  const std::size_t words_per_row = a.cols / 8, word = tile * tile_words + 2 * g;
-  const std::size_t group_word = first_row / group_size * words_per_row + word;
-  const auto* x = static_cast<const std::uint16_t*>(a.x);
-  return {a.weights + (first_row + 4 * t) * words_per_row + word,
-          g < a.batch ? x + g * a.rows + first_row + 4 * t : nullptr,
-          a.zeros + group_word,
-          a.scales + group_word,
-          words_per_row};
+template <int Batch>
+__device__ lane_pipeline lane_pipeline_for(const gemv_args& a, const char* stages_at, int lane) {
+  const unsigned ring_address = static_cast<unsigned>(__cvta_generic_to_shared(stages_at));
+  const unsigned l = static_cast<unsigned>(lane), g = l / 4, t = l % 4;
+  lane_pipeline p;
+  p.group_stride = static_cast<unsigned>(l < 4 ? a.cols / 2 : a.cols * 2);
+  p.copies_x = l / 2 < static_cast<unsigned>(a.batch) && l / 2 < static_cast<unsigned>(Batch);
+  p.copy_to[0] = ring_address + ring::chunk(l / 4, l % 4);
+  p.copy_to[1] = ring_address + ring::chunk(l / 4 + 8, l % 4);
+  p.x_to = ring_address + ring::x + 16 * l;
+  p.group_to = ring_address + ring::zeros + 16 * l;
+  p.read_at[0] = ring::chunk(4 * t, g / 2) + 8 * (g % 2);
+  p.read_at[1] = ring::chunk(4 * t + 1, g / 2) + 8 * (g % 2);
+  return p;
 }
 
 // A group's zero points and scales prepared for the merged words: [word][even columns, odd columns].
@@ -251,14 +351,12 @@ __device__ void multiply_step(const step_loads& s, const group_registers<F>& p, 
   }
 }
 
-// The warp's partial sums of `tile` into its slot; the warp that completes the tile sums the slots
-// in order and writes y. `steps` is how many of the tile's steps this warp did.
+// The warp's partial sums into its part's slot; the warp that completes the tile (the last of its
+// parts to arrive) sums the slots in part order and writes y.
 template <format F, int Batch>
-__device__ void finish_tile(const gemv_args& a, std::size_t tile, std::size_t part, unsigned steps, accumulators& acc,
-                            int lane) {
+__device__ void finish_item(const gemv_args& a, const work_item& item, accumulators& acc, int lane) {
   const int g = lane / 4, t = lane % 4;
-  const unsigned steps_per_tile = static_cast<unsigned>(a.rows / step_rows);
-  float* mine = a.slots + (tile * a.parts + part) * Batch * tile_columns;
+  float* mine = a.slots + (std::size_t{item.tile} * a.parts + item.part) * Batch * tile_columns;
 #pragma unroll
   for (int w = 0; w < 2; ++w) {
 #pragma unroll
@@ -272,21 +370,21 @@ __device__ void finish_tile(const gemv_args& a, std::size_t tile, std::size_t pa
       }
     }
   }
-  // Publish the slot, then count; the warp that brings the count to the tile's steps sees every slot.
+  // Publish the slot, then count; the warp that brings the count to the tile's parts sees every slot.
   __threadfence();
   __syncwarp();
   unsigned before = 0;
-  if (lane == 0) before = atomicAdd(a.arrivals + tile, steps);
-  if (__shfl_sync(0xFFFFFFFFu, before, 0) + steps != steps_per_tile) return;
+  if (lane == 0) before = atomicAdd(a.arrivals + item.tile, 1);
+  if (__shfl_sync(0xFFFFFFFFu, before, 0) + 1 != a.parts) return;
   __threadfence();
   // Lane l sums columns 4l .. 4l + 3 of every token over the slots, in slot order, with 16-byte
-  // loads of all tokens and of several slots in flight together: these loads are the kernel's tail.
-  const auto* slots = reinterpret_cast<const float4*>(a.slots + tile * a.parts * Batch * tile_columns);
+  // loads of all tokens and of several slots in flight together.
+  const auto* slots = reinterpret_cast<const float4*>(a.slots + std::size_t{item.tile} * a.parts * Batch * tile_columns);
   float4 sums[Batch];
 #pragma unroll
   for (int token = 0; token < Batch; ++token) sums[token] = make_float4(0, 0, 0, 0);
 #pragma unroll(Batch == 1 ? 16 : 2)
-  for (std::size_t s = 0; s < a.parts; ++s) {
+  for (unsigned s = 0; s < a.parts; ++s) {
 #pragma unroll
     for (int token = 0; token < Batch; ++token) {
       const float4 v = __ldcg(slots + (s * Batch + token) * (tile_columns / 4) + lane);
@@ -300,64 +398,48 @@ __device__ void finish_tile(const gemv_args& a, std::size_t tile, std::size_t pa
 #pragma unroll
   for (int token = 0; token < Batch; ++token) {
     if (token >= a.batch) break;
-    value_type<F>* out = y + token * a.cols + tile * tile_columns + 4 * lane;
+    value_type<F>* out = y + token * a.cols + item.tile * tile_columns + 4 * lane;
     out[0] = static_cast<value_type<F>>(sums[token].x);
     out[1] = static_cast<value_type<F>>(sums[token].y);
     out[2] = static_cast<value_type<F>>(sums[token].z);
     out[3] = static_cast<value_type<F>>(sums[token].w);
   }
-  if (lane == 0) a.arrivals[tile] = 0;
+  if (lane == 0) a.arrivals[item.tile] = 0;
 }
 
-// Steps [first, end) of one tile (step = 16 rows), added into acc. Pipeline: the copies of the
-// next stages - 1 steps are in flight (asynchronous copies into the warp's shared-memory ring, so
-// they hold no registers) while a step is multiplied; a group's zero points and scales are loaded
-// when the group before it starts.
-template <format F>
-__device__ void multiply_steps(const gemv_args& a, std::size_t tile, unsigned first, unsigned end, accumulators& acc,
-                               int lane, uint2* ring) {
-  lane_cursor at = cursor_at(a, tile, std::size_t{first} * step_rows, lane / 4, lane % 4);
-  group_loads next_group = at.load_group();
-  int fill = 0, drain = 0;
-  const auto copy_ahead = [&](unsigned step) {  // copies step `step` (if there is one) into the next stage
-    if (step < end) {
-      at.copy_step(ring + fill * stage_slots, lane);
-      at.next_step();
-    }
-    commit_copies();  // an empty group past the end keeps the count of pending groups uniform
-    fill = fill + 1 == stages ? 0 : fill + 1;
-  };
-#pragma unroll
-  for (int i = 0; i + 1 < stages; ++i) copy_ahead(first + i);
-  group_registers<F> group{};
-  for (unsigned s = first; s < end; ++s) {
-    copy_ahead(s + stages - 1);
-    wait_copies<stages - 1>();  // step s has landed
-    const step_loads current = at.read_step(ring + drain * stage_slots, lane);
-    drain = drain + 1 == stages ? 0 : drain + 1;
-    if (s == first || s % steps_per_group == 0) {
-      group = prepare_group<F>(next_group);
-      at.next_group();
-      if ((s / steps_per_group + 1) * steps_per_group < end) next_group = at.load_group();
-    }
-    multiply_step<F>(current, group, acc);
-  }
-}
-
+// Pipeline: the copies of the next stages - 1 steps are in flight (into the warp's ring) while a
+// step is multiplied. The loop is unrolled by the ring size, so every shared-memory offset is a
+// constant.
 template <format F, int Batch>
 __global__ void __launch_bounds__(32 * warps_per_block, 2) gemv_kernel(gemv_args a) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const std::size_t steps_per_tile = a.rows / step_rows;
-  const std::size_t band = blockIdx.x / a.parts, part = blockIdx.x % a.parts;
-  const std::size_t tile = band * warps_per_block + warp;
-  if (tile >= a.cols / tile_columns) return;  // the last band may be narrower than a block
-  const std::size_t first = part * a.steps_per_part;
-  const std::size_t end = first + a.steps_per_part < steps_per_tile ? first + a.steps_per_part : steps_per_tile;
-  extern __shared__ uint2 staging[];
+  const work_item item = work_of(a, blockIdx.x, static_cast<unsigned>(warp));
+  if (item.tile >= a.cols / tile_columns) return;  // the last band may be narrower than a block
+  extern __shared__ __align__(16) char rings[];
+  const char* stages_at = rings + warp * ring::bytes;
+  lane_pipeline pipe = lane_pipeline_for<Batch>(a, stages_at, lane);
+  pipe.start(a, item, lane);
+#pragma unroll
+  for (unsigned i = 0; i + 1 < stages; ++i) {
+    if (pipe.step < item.end) pipe.copy_step(a, i);
+    commit_copies();  // an empty group past the end keeps the count of pending groups uniform
+  }
   accumulators acc = {};
-  multiply_steps<F>(a, tile, static_cast<unsigned>(first), static_cast<unsigned>(end), acc, lane,
-                    staging + warp * stages * stage_slots);
-  finish_tile<F, Batch>(a, tile, part, static_cast<unsigned>(end - first), acc, lane);
+  group_registers<F> group{};
+  for (unsigned s = item.first; s < item.end; s += stages) {
+#pragma unroll
+    for (unsigned j = 0; j < stages; ++j) {
+      if (s + j == item.end) break;
+      wait_copies<stages - 2>();  // this lane's copies of step s + j have landed,
+      __syncwarp();               // and every lane's; every lane is done with the previous stage
+      if (pipe.step < item.end) pipe.copy_step(a, (j + stages - 1) % stages);
+      commit_copies();
+      const step_loads current = pipe.read_step(stages_at, j);
+      if (s + j == item.first || (s + j) % steps_per_group == 0) group = prepare_group<F>(pipe.read_group(stages_at, j));
+      multiply_step<F>(current, group, acc);
+    }
+  }
+  finish_item<F, Batch>(a, item, acc, lane);
 }
 
 // The group's registers for one word: zero points prepared once, scales loaded as a fragment.
@@ -465,7 +547,7 @@ struct device_layer {
 // The GEMV's grid (every block resident at once) and its workspace for one format and batch size.
 struct gemv_plan {
   unsigned blocks = 0;
-  std::size_t parts = 0, steps_per_part = 0;
+  unsigned parts = 0, part_steps = 0;
   float* slots = nullptr;
   unsigned* arrivals = nullptr;
 };
@@ -475,28 +557,30 @@ const void* gemv_kernel_for(int batch) {
   return batch == 1 ? reinterpret_cast<const void*>(gemv_kernel<F, 1>) : reinterpret_cast<const void*>(gemv_kernel<F, max_batch>);
 }
 
-constexpr int staging_bytes = warps_per_block * stages * stage_slots * 8;
+// Shared memory of a block: the rings of its warps.
+constexpr int ring_bytes = warps_per_block * ring::bytes;
 
 template <format F>
 gemv_plan make_gemv_plan(shape s, int batch, int sms) {
   int per_sm = 0;
-  check(cudaFuncSetAttribute(gemv_kernel_for<F>(batch), cudaFuncAttributeMaxDynamicSharedMemorySize, staging_bytes),
+  check(cudaFuncSetAttribute(gemv_kernel_for<F>(batch), cudaFuncAttributeMaxDynamicSharedMemorySize, ring_bytes),
         "cudaFuncSetAttribute");
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel_for<F>(batch), 32 * warps_per_block, staging_bytes),
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel_for<F>(batch), 32 * warps_per_block, ring_bytes),
         "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
   gemv_plan p;
   // A band's K is cut into as many parts as fill the resident blocks (at least one part); the parts
-  // are equal but for the last, and none is empty. No block crosses a band. Each part costs a slot
-  // write and read of batch x 128 floats per tile: at most K / (64 batch) parts keep that traffic
-  // under a quarter of the tile's weight bytes (K x 64), which matters for 8 tokens and small K.
+  // are equal but for the last, and none is empty. Each part costs a slot write and read of
+  // batch x 128 floats per tile: at most K / (64 batch) parts keep that traffic under a quarter of
+  // the tile's weight bytes (K x 64), which matters for 8 tokens and small K.
   const std::size_t tiles = s.n / tile_columns, steps_per_tile = s.k / step_rows;
   const std::size_t bands = (tiles + warps_per_block - 1) / warps_per_block;
   const std::size_t kernel_batch = batch == 1 ? 1 : max_batch;  // the Batch of the kernel that runs
   const std::size_t slot_limit = std::max<std::size_t>(1, s.k / (64 * kernel_batch));
   const std::size_t wanted =
       std::min(slot_limit, std::max<std::size_t>(1, static_cast<std::size_t>(sms * per_sm) / bands));
-  p.steps_per_part = (steps_per_tile + wanted - 1) / wanted;
-  p.parts = (steps_per_tile + p.steps_per_part - 1) / p.steps_per_part;
+  const std::size_t part_steps = (steps_per_tile + wanted - 1) / wanted;
+  p.part_steps = static_cast<unsigned>(part_steps);
+  p.parts = static_cast<unsigned>((steps_per_tile + part_steps - 1) / part_steps);
   p.blocks = static_cast<unsigned>(bands * p.parts);
   check(cudaMalloc(&p.slots, tiles * p.parts * kernel_batch * tile_columns * sizeof(float)), "cudaMalloc");
   check(cudaMalloc(&p.arrivals, tiles * sizeof(unsigned)), "cudaMalloc");
@@ -525,16 +609,15 @@ template <format F>
 void launch_gemv(const device_layer& l, shape s, int batch, const void* x, void* y, const gemv_plan& p, cudaStream_t stream) {
   require(s.k > 0 && s.k % group_size == 0 && s.n > 0 && s.n % tile_columns == 0, "K must be a multiple of 128 and N of 128");
   require(batch >= 1 && batch <= max_batch, "the batch must be 1 to 8 tokens");
-  require(aligned(l.weights, 8) && aligned(l.zeros, 8) && aligned(l.scales, 16),
-          "weights and zero points must be non-null and 8-byte aligned, scales 16-byte aligned");
-  require(aligned(x, 8) && aligned(y, 2), "x must be non-null and 8-byte aligned, y non-null and 2-byte aligned");
+  require(aligned(l.weights, 16) && aligned(l.zeros, 16) && aligned(l.scales, 16),
+          "weights, zero points and scales must be non-null and 16-byte aligned");
+  require(aligned(x, 16) && aligned(y, 2), "x must be non-null and 16-byte aligned, y non-null and 2-byte aligned");
   require(p.slots != nullptr && p.arrivals != nullptr, "the plan has no workspace: make it with make_gemv_plan");
-  const gemv_args args{l.weights, l.zeros,        reinterpret_cast<const uint4*>(l.scales), x, y, p.slots, p.arrivals,
-                       s.k,       s.n,            p.parts,                                  p.steps_per_part, batch};
+  const gemv_args args{l.weights, l.zeros, l.scales, x, y, p.slots, p.arrivals, s.k, s.n, p.parts, p.part_steps, batch};
   if (batch == 1) {
-    gemv_kernel<F, 1><<<p.blocks, 32 * warps_per_block, staging_bytes, stream>>>(args);
+    gemv_kernel<F, 1><<<p.blocks, 32 * warps_per_block, ring_bytes, stream>>>(args);
   } else {
-    gemv_kernel<F, max_batch><<<p.blocks, 32 * warps_per_block, staging_bytes, stream>>>(args);
+    gemv_kernel<F, max_batch><<<p.blocks, 32 * warps_per_block, ring_bytes, stream>>>(args);
   }
   check(cudaGetLastError(), "gemv_kernel");
 }
@@ -618,8 +701,9 @@ bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE
   const dq4::packed_matrix m = dq4::from_awq(c.qweight.data(), c.qzeros.data(), c.scales.data(), s.k, s.n, group_size, F);
   const std::size_t packed_bytes = m.weights.size() * 4 + m.zero_points.size() * 4 + m.scales.size() * 2;
   const std::size_t dense_bytes = s.k * s.n * 2;
-  // Enough copies that one pass over them is more than twice the 50 MB L2 of an H100.
-  const int copies = quick ? 1 : static_cast<int>(std::max<std::size_t>(2, (256u << 20) / dense_bytes + 1));
+  // Enough copies that one pass over the packed weights (and so over the larger dequantized ones) is
+  // more than twice the 50 MB L2 of an H100.
+  const int copies = quick ? 1 : static_cast<int>(std::max<std::size_t>(2, (256u << 20) / packed_bytes + 1));
   std::vector<device_layer> layers(static_cast<std::size_t>(copies));
   for (auto& l : layers) {
     l.weights = device_copy(m.weights);
@@ -706,20 +790,23 @@ bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE
 
     if (!quick) {
       const auto layer = [&](int run) -> const device_layer& { return layers[static_cast<std::size_t>(run % copies)]; };
-      const float ours_ms = median_ms(21, [&](int r) { launch_gemv<F>(layer(r), s, batch, x, y, plan, nullptr); });
-      const float cublas_ms = median_ms(21, [&](int r) { cublas_gemv(handle, F, layer(r), s, batch, x, y_cublas); });
-      const float bulk_ms = median_ms(21, [&](int r) { launch_dequantize<F>(layer(r), s, sms, nullptr); });
+      // Each time: the median over 11 runs of 10 calls queued back to back (as the kernels of a decode
+      // step run), weights rotated through the copies so that every call reads them from DRAM.
+      const auto time_us = [](auto launch) { return dq4_support::median_us_back_to_back(11, 10, launch); };
+      const float ours_us = time_us([&](int r) { launch_gemv<F>(layer(r), s, batch, x, y, plan, nullptr); });
+      const float cublas_us = time_us([&](int r) { cublas_gemv(handle, F, layer(r), s, batch, x, y_cublas); });
+      const float bulk_us = time_us([&](int r) { launch_dequantize<F>(layer(r), s, sms, nullptr); });
       const double gemv_bytes = static_cast<double>(packed_bytes + batch * s.k * 2 + batch * s.n * 2);
-      const double ours_gbs = gemv_bytes / (ours_ms * 1e6);
-      const double bulk_gbs = static_cast<double>(packed_bytes + dense_bytes) / (bulk_ms * 1e6);
+      const double ours_gbs = gemv_bytes / (ours_us * 1e3);
+      const double bulk_gbs = static_cast<double>(packed_bytes + dense_bytes) / (bulk_us * 1e3);
       std::printf("  batch %d: gemv %.2f us (%.0f GB/s, %.1f%% of copy), cuBLAS %.2f us: %.2fx faster; bulk dequantize "
                   "%.2f us (%.0f GB/s, %.1f%% of copy)\n",
-                  batch, ours_ms * 1e3, ours_gbs, 100 * ours_gbs / copy_gbs, cublas_ms * 1e3, cublas_ms / ours_ms,
-                  bulk_ms * 1e3, bulk_gbs, 100 * bulk_gbs / copy_gbs);
+                  batch, ours_us, ours_gbs, 100 * ours_gbs / copy_gbs, cublas_us, cublas_us / ours_us, bulk_us, bulk_gbs,
+                  100 * bulk_gbs / copy_gbs);
       if (csv != nullptr) {
         std::fprintf(csv, "%s,%s,%zu,%zu,%d,%.3f,%.3f,%.3f,%.1f,%.3f,%.1f,%.3f,%.1f,%.3f\n", device.name, fname, s.k, s.n,
-                     batch, ours_ms * 1e3, cublas_ms * 1e3, cublas_ms / ours_ms, ours_gbs, ours_gbs / copy_gbs, copy_gbs,
-                     bulk_ms * 1e3, bulk_gbs, bulk_gbs / copy_gbs);
+                     batch, ours_us, cublas_us, cublas_us / ours_us, ours_gbs, ours_gbs / copy_gbs, copy_gbs, bulk_us,
+                     bulk_gbs, bulk_gbs / copy_gbs);
       }
     }
     check(cudaFree(x), "cudaFree");

@@ -46,4 +46,45 @@ float median_ms(int runs, Launch launch) {
   return times[static_cast<std::size_t>(runs / 2)];
 }
 
+// Keeps the GPU busy for about `ns` nanoseconds, so that launches queued behind it start back to back.
+__global__ void hold_gpu(unsigned long long ns) {
+  unsigned long long start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
+}
+
+// Median over `runs` of the time per call (us) of `calls` back-to-back calls launch(r), r counting
+// up from 1 across runs, after one warm-up launch(0). Each run is queued behind a 200 us kernel
+// that holds the GPU while the host enqueues the calls, so the time is the GPU's alone -- as in a
+// decode step, whose kernels run back to back -- and not the host's launch latency; the gaps between
+// the calls are counted.
+template <class Launch>
+float median_us_back_to_back(int runs, int calls, Launch launch) {
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  launch(0);
+  check(cudaDeviceSynchronize(), "warm-up");
+  std::vector<float> times;
+  int r = 1;
+  for (int run = 0; run < runs; ++run) {
+    hold_gpu<<<1, 1>>>(200000);
+    check(cudaGetLastError(), "hold_gpu");
+    check(cudaEventRecord(start), "cudaEventRecord");
+    for (int c = 0; c < calls; ++c) launch(r++);
+    check(cudaEventRecord(stop), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    times.push_back(1000 * ms / static_cast<float>(calls));
+  }
+  check(cudaEventDestroy(start), "cudaEventDestroy");
+  check(cudaEventDestroy(stop), "cudaEventDestroy");
+  std::nth_element(times.begin(), times.begin() + runs / 2, times.end());
+  return times[static_cast<std::size_t>(runs / 2)];
+}
+
 }  // namespace dq4_support
