@@ -74,7 +74,9 @@ constexpr std::size_t group_size = 128;
 // Work split: the eight warps of a block take the eight adjacent tiles of a band (1024 columns), so
 // together they read 512 contiguous bytes of each row. Each band's K is cut into equal parts, one
 // block per (band, part), as many as fill the resident blocks (two blocks of 128 registers per
-// thread on each SM). At the end of its part a warp stores its partial sums into the part's slot of
+// thread on each SM). Where there are few tiles (N = 4096: 32), a band is 4, 2 or 1 tiles instead
+// and the warps of a tile split the part's steps, their sums added in shared memory in a fixed
+// order. At the end of its part a block stores each tile's partial sums into the part's slot of
 // the workspace and counts its part as done; the warp that completes a tile's count adds the slots
 // in part order (deterministic for a given device) and writes the 16-bit outputs. No memset or
 // second kernel: the completing warp resets the tile's counter, so the workspace is ready for the
@@ -129,7 +131,8 @@ struct gemv_args {
   float* slots;                  // [tiles][parts][Batch][128]: the partial sums of each part
   unsigned* arrivals;            // [tiles]: parts done; zero between calls
   std::size_t rows, cols;        // K, N
-  unsigned parts;                // a tile's K is cut into this many parts
+  unsigned band_tiles;           // tiles of a block: 8, 4, 2 or 1 (then 8 / band_tiles warps share a tile)
+  unsigned parts;                // a tile's K is cut into this many parts, one block each
   unsigned part_steps;           // steps of a part (the last may be shorter)
   int batch;                     // tokens, at most the kernel's Batch
 };
@@ -214,16 +217,22 @@ constexpr bool reads_are_conflict_free() {
 static_assert(chunks_are_distinct() && reads_are_conflict_free(), "the ring's swizzle must be a conflict-free permutation");
 }  // namespace ring
 
-// A warp's work: steps [first, end) of one tile, whose partial sums go to slot `part` of the tile.
+// A warp's work: steps [first, end) of one tile (empty for a warp past the last tile), whose
+// block's partial sums go to slot `part` of the tile.
 struct work_item {
   unsigned tile, part, first, end;
 };
 
-// Block b takes part b % parts of band b / parts (8 adjacent tiles, one per warp): the warps of a
-// block read the same rows of 8 adjacent tiles (512 contiguous bytes).
+// Block b takes part b % parts of band b / parts: band_tiles adjacent tiles (so the block reads
+// 64 band_tiles contiguous bytes of each row), each shared by 8 / band_tiles warps that split the
+// part's steps into contiguous runs (their sums are added in the block, see add_block_sums).
 __device__ work_item work_of(const gemv_args& a, unsigned block, unsigned warp) {
   const unsigned band = block / a.parts, part = block % a.parts, steps = static_cast<unsigned>(a.rows / step_rows);
-  return {band * warps_per_block + warp, part, part * a.part_steps, min(steps, (part + 1) * a.part_steps)};
+  const unsigned tile = band * a.band_tiles + warp % a.band_tiles, sharers = warps_per_block / a.band_tiles;
+  const unsigned first = part * a.part_steps, length = min(steps, first + a.part_steps) - first;
+  const unsigned run = warp / a.band_tiles;
+  if (tile >= a.cols / tile_columns) return {tile, part, 0, 0};  // the last band may be narrower than a block
+  return {tile, part, first + length * run / sharers, first + length * (run + 1) / sharers};
 }
 
 // One lane's part of the copies: where they come from (pointers advanced a step at a time) and go
@@ -407,6 +416,35 @@ __device__ void finish_item(const gemv_args& a, const work_item& item, accumulat
   if (lane == 0) a.arrivals[item.tile] = 0;
 }
 
+// When warps share a tile (band_tiles < 8), the block adds their sums in shared memory, in the
+// order of their runs: each warp leaves its accumulators in its own (drained) ring, and the warp of
+// the first run adds the others' to its own. Returns whether this warp holds the block's sums.
+__device__ bool add_block_sums(const gemv_args& a, accumulators& acc, char* ring, int lane) {
+  const unsigned warp = threadIdx.x / 32;
+  if (a.band_tiles == warps_per_block) return true;
+  auto* mine = reinterpret_cast<float4*>(ring);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float(&d)[4] = acc[i / 4][i % 4];
+    mine[i * 32 + lane] = make_float4(d[0], d[1], d[2], d[3]);
+  }
+  __syncthreads();
+  if (warp >= a.band_tiles) return false;
+  for (unsigned other = warp + a.band_tiles; other < warps_per_block; other += a.band_tiles) {
+    const auto* theirs = reinterpret_cast<const float4*>(ring + (other - warp) * ring::bytes);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const float4 v = theirs[i * 32 + lane];
+      float(&d)[4] = acc[i / 4][i % 4];
+      d[0] += v.x;
+      d[1] += v.y;
+      d[2] += v.z;
+      d[3] += v.w;
+    }
+  }
+  return true;
+}
+
 // Pipeline: the copies of the next stages - 1 steps are in flight (into the warp's ring) while a
 // step is multiplied. The loop is unrolled by the ring size, so every shared-memory offset is a
 // constant.
@@ -414,9 +452,8 @@ template <format F, int Batch>
 __global__ void __launch_bounds__(32 * warps_per_block, 2) gemv_kernel(gemv_args a) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const work_item item = work_of(a, blockIdx.x, static_cast<unsigned>(warp));
-  if (item.tile >= a.cols / tile_columns) return;  // the last band may be narrower than a block
   extern __shared__ __align__(16) char rings[];
-  const char* stages_at = rings + warp * ring::bytes;
+  char* stages_at = rings + warp * ring::bytes;
   lane_pipeline pipe = lane_pipeline_for<Batch>(a, stages_at, lane);
   pipe.start(a, item, lane);
 #pragma unroll
@@ -439,7 +476,9 @@ __global__ void __launch_bounds__(32 * warps_per_block, 2) gemv_kernel(gemv_args
       multiply_step<F>(current, group, acc);
     }
   }
-  finish_item<F, Batch>(a, item, acc, lane);
+  if (add_block_sums(a, acc, stages_at, lane) && item.tile < a.cols / tile_columns) {
+    finish_item<F, Batch>(a, item, acc, lane);
+  }
 }
 
 // The group's registers for one word: zero points prepared once, scales loaded as a fragment.
@@ -547,7 +586,7 @@ struct device_layer {
 // The GEMV's grid (every block resident at once) and its workspace for one format and batch size.
 struct gemv_plan {
   unsigned blocks = 0;
-  unsigned parts = 0, part_steps = 0;
+  unsigned band_tiles = 0, parts = 0, part_steps = 0;
   float* slots = nullptr;
   unsigned* arrivals = nullptr;
 };
@@ -571,17 +610,40 @@ gemv_plan make_gemv_plan(shape s, int batch, int sms) {
   // A band's K is cut into as many parts as fill the resident blocks (at least one part); the parts
   // are equal but for the last, and none is empty. Each part costs a slot write and read of
   // batch x 128 floats per tile: at most K / (64 batch) parts keep that traffic under a quarter of
-  // the tile's weight bytes (K x 64), which matters for 8 tokens and small K.
+  // the tile's weight bytes (K x 64), which matters for 8 tokens and small K. Bands of 8 tiles read
+  // the longest runs of each row, but where there are few tiles they need many parts (slots for the
+  // finishing warp to add: up to 32 take it two rounds of loads) or leave blocks idle. So: 8 tiles if
+  // that fills 90% of the resident blocks with at most 32 parts, else the band width that fills them
+  // with the fewest parts (the widest if several), else the one that starts the most blocks.
+  // (H100, one token: 4096 x 4096 in 10.6 us with 1-tile bands against 12.0 us with 64 parts of 8
+  // tiles; 8 tokens: 13 us against 25 us, where 8-tile bands could start only 32 blocks.)
   const std::size_t tiles = s.n / tile_columns, steps_per_tile = s.k / step_rows;
-  const std::size_t bands = (tiles + warps_per_block - 1) / warps_per_block;
   const std::size_t kernel_batch = batch == 1 ? 1 : max_batch;  // the Batch of the kernel that runs
   const std::size_t slot_limit = std::max<std::size_t>(1, s.k / (64 * kernel_batch));
-  const std::size_t wanted =
-      std::min(slot_limit, std::max<std::size_t>(1, static_cast<std::size_t>(sms * per_sm) / bands));
-  const std::size_t part_steps = (steps_per_tile + wanted - 1) / wanted;
-  p.part_steps = static_cast<unsigned>(part_steps);
-  p.parts = static_cast<unsigned>((steps_per_tile + part_steps - 1) / part_steps);
-  p.blocks = static_cast<unsigned>(bands * p.parts);
+  const std::size_t resident = static_cast<std::size_t>(sms * per_sm);
+  struct split {
+    unsigned band_tiles;
+    std::size_t part_steps, parts, blocks;
+    bool fills;
+  };
+  const auto split_for = [&](unsigned band_tiles) {
+    const std::size_t bands = (tiles + band_tiles - 1) / band_tiles;
+    const std::size_t wanted = std::min(slot_limit, std::max<std::size_t>(1, resident / bands));
+    const std::size_t part_steps = (steps_per_tile + wanted - 1) / wanted;
+    const std::size_t parts = (steps_per_tile + part_steps - 1) / part_steps;
+    return split{band_tiles, part_steps, parts, bands * parts, 10 * bands * parts >= 9 * resident};
+  };
+  split chosen = split_for(warps_per_block);
+  if (!chosen.fills || chosen.parts > 32) {
+    for (const unsigned band_tiles : {4u, 2u, 1u}) {
+      const split c = split_for(band_tiles);
+      if (c.fills ? !chosen.fills || c.parts < chosen.parts : !chosen.fills && c.blocks > chosen.blocks) chosen = c;
+    }
+  }
+  p.band_tiles = chosen.band_tiles;
+  p.part_steps = static_cast<unsigned>(chosen.part_steps);
+  p.parts = static_cast<unsigned>(chosen.parts);
+  p.blocks = static_cast<unsigned>(chosen.blocks);
   check(cudaMalloc(&p.slots, tiles * p.parts * kernel_batch * tile_columns * sizeof(float)), "cudaMalloc");
   check(cudaMalloc(&p.arrivals, tiles * sizeof(unsigned)), "cudaMalloc");
   check(cudaMemset(p.arrivals, 0, tiles * sizeof(unsigned)), "cudaMemset");  // once: the kernel leaves it zero
@@ -613,7 +675,7 @@ void launch_gemv(const device_layer& l, shape s, int batch, const void* x, void*
           "weights, zero points and scales must be non-null and 16-byte aligned");
   require(aligned(x, 16) && aligned(y, 2), "x must be non-null and 16-byte aligned, y non-null and 2-byte aligned");
   require(p.slots != nullptr && p.arrivals != nullptr, "the plan has no workspace: make it with make_gemv_plan");
-  const gemv_args args{l.weights, l.zeros, l.scales, x, y, p.slots, p.arrivals, s.k, s.n, p.parts, p.part_steps, batch};
+  const gemv_args args{l.weights, l.zeros, l.scales, x, y, p.slots, p.arrivals, s.k, s.n, p.band_tiles, p.parts, p.part_steps, batch};
   if (batch == 1) {
     gemv_kernel<F, 1><<<p.blocks, 32 * warps_per_block, ring_bytes, stream>>>(args);
   } else {
