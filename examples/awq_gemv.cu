@@ -153,8 +153,8 @@ struct group_loads {
 // Asynchronous 16-byte copies (cp.async.cg, sm_80+) into shared memory: the bytes in flight hold no
 // registers and bypass L1. With `copy` false nothing is read and the 16 bytes are zeroed (the
 // source-size operand): every lane copies, no branch around it. The L2::128B hint has L2 fetch the
-// whole 128-byte line, whose other half the neighbouring warp reads (8192 x 28672 on an H100: 50 us
-// against 53 us without it; L2::256B the same as 128B).
+// whole 128-byte line, whose other half the neighbouring warp reads (8192 x 28672 on an H100, calls
+// back to back: 50 us against 53 us without it; L2::256B the same as 128B).
 __device__ void copy_16_async(unsigned shared_address, const void* global, bool copy = true) {
   asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;" ::"r"(shared_address), "l"(global),
                "r"(copy ? 16 : 0)
@@ -360,8 +360,9 @@ __device__ void multiply_step(const step_loads& s, const group_registers<F>& p, 
   }
 }
 
-// The warp's partial sums into its part's slot; the warp that completes the tile (the last of its
-// parts to arrive) sums the slots in part order and writes y.
+// The tile's partial sums of this block's part (this warp's, or the block's when warps share the
+// tile) into the part's slot; the warp that completes the tile (the last of its parts to arrive)
+// sums the slots in part order and writes y.
 template <format F, int Batch>
 __device__ void finish_item(const gemv_args& a, const work_item& item, accumulators& acc, int lane) {
   const int g = lane / 4, t = lane % 4;
