@@ -21,19 +21,18 @@ inline void check(cudaError_t status, const char* what) {
   }
 }
 
-// Median of `runs` timings (ms) of launch(r), r = 1 .. runs, after one warm-up launch(0); r lets a
-// caller rotate buffers between runs.
-template <class Launch>
-float median_ms(int runs, Launch launch) {
+// Median over `runs` of the milliseconds between two events recorded around timed(run), after
+// before_start() has been enqueued ahead of the first event.
+template <class BeforeStart, class Timed>
+float median_event_ms(int runs, BeforeStart before_start, Timed timed) {
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "cudaEventCreate");
   check(cudaEventCreate(&stop), "cudaEventCreate");
-  launch(0);
-  check(cudaDeviceSynchronize(), "warm-up");
   std::vector<float> times;
-  for (int r = 0; r < runs; ++r) {
+  for (int run = 0; run < runs; ++run) {
+    before_start();
     check(cudaEventRecord(start), "cudaEventRecord");
-    launch(r + 1);
+    timed(run);
     check(cudaEventRecord(stop), "cudaEventRecord");
     check(cudaEventSynchronize(stop), "cudaEventSynchronize");
     float ms = 0;
@@ -44,6 +43,15 @@ float median_ms(int runs, Launch launch) {
   check(cudaEventDestroy(stop), "cudaEventDestroy");
   std::nth_element(times.begin(), times.begin() + runs / 2, times.end());
   return times[static_cast<std::size_t>(runs / 2)];
+}
+
+// Median of `runs` timings (ms) of launch(r), r = 1 .. runs, after one warm-up launch(0); r lets a
+// caller rotate buffers between runs.
+template <class Launch>
+float median_ms(int runs, Launch launch) {
+  launch(0);
+  check(cudaDeviceSynchronize(), "warm-up");
+  return median_event_ms(runs, [] {}, [&](int run) { launch(run + 1); });
 }
 
 // Keeps the GPU busy for about `ns` nanoseconds, so that launches queued behind it start back to back.
@@ -63,28 +71,16 @@ __global__ void hold_gpu(unsigned long long ns) {
 // the calls are counted.
 template <class Launch>
 float median_us_back_to_back(int runs, int calls, Launch launch) {
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "cudaEventCreate");
-  check(cudaEventCreate(&stop), "cudaEventCreate");
   launch(0);
   check(cudaDeviceSynchronize(), "warm-up");
-  std::vector<float> times;
-  int r = 1;
-  for (int run = 0; run < runs; ++run) {
+  const auto hold = [] {
     hold_gpu<<<1, 1>>>(200000);
     check(cudaGetLastError(), "hold_gpu");
-    check(cudaEventRecord(start), "cudaEventRecord");
-    for (int c = 0; c < calls; ++c) launch(r++);
-    check(cudaEventRecord(stop), "cudaEventRecord");
-    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
-    float ms = 0;
-    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-    times.push_back(1000 * ms / static_cast<float>(calls));
-  }
-  check(cudaEventDestroy(start), "cudaEventDestroy");
-  check(cudaEventDestroy(stop), "cudaEventDestroy");
-  std::nth_element(times.begin(), times.begin() + runs / 2, times.end());
-  return times[static_cast<std::size_t>(runs / 2)];
+  };
+  const float ms = median_event_ms(runs, hold, [&](int run) {
+    for (int c = 0; c < calls; ++c) launch(1 + run * calls + c);
+  });
+  return 1000 * ms / static_cast<float>(calls);
 }
 
 }  // namespace dq4_support
