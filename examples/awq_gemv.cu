@@ -91,7 +91,12 @@ constexpr std::size_t group_size = 128;
 // swizzled ring, the group's zero points and scales travelling in the same ring: 56 us; with the
 // L2::128B hint, 53 us. Work handed out at run time in items of 8 steps (an atomic ticket per item,
 // so warps on faster SMs take more) was slower (H200: 70 against 45 us): publishing each item's
-// partial sums needs a memory fence, and the fence waits for the warp's copies in flight.
+// partial sums needs a memory fence, and the fence waits for the warp's copies in flight. Without
+// the fence (slots poisoned with a NaN no arithmetic makes, relaxed stores and loads, the adding warp
+// loading again what is still poisoned), with whole bands per item (a block barrier at each switch)
+// and long parts first, short ones last, it was slower still (H100, 8192 x 28672: 67-74 us against
+// 50 us; 8 tokens 133-147 against 79): traced, its first items -- the static parts' work -- ended
+// between 30 and 57 us, the same parts in the static split all by 50 us.
 // ------------------------------------------------------------------------------------------------
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
