@@ -93,10 +93,10 @@ constexpr std::size_t group_size = 128;
 // so warps on faster SMs take more) was slower (H200: 70 against 45 us): publishing each item's
 // partial sums needs a memory fence, and the fence waits for the warp's copies in flight. Without
 // the fence (slots poisoned with a NaN no arithmetic makes, relaxed stores and loads, the adding warp
-// loading again what is still poisoned), with whole bands per item (a block barrier at each switch)
-// and long parts first, short ones last, it was slower still (H100, 8192 x 28672: 67-74 us against
-// 50 us; 8 tokens 133-147 against 79): traced, its first items -- the static parts' work -- ended
-// between 30 and 57 us, the same parts in the static split all by 50 us.
+// loading again what is still poisoned), with whole bands per item and long parts first, short ones
+// last, it was still slower (H100, 8192 x 28672, one token: 54.7 against 51.5 us): given the static
+// parts as its items it matched the static split (50.7 us), and the short items at the end spread
+// the blocks' ends (in-kernel timers: last at 48-54 us against 44-46 us) instead of closing them up.
 // ------------------------------------------------------------------------------------------------
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -458,7 +458,10 @@ template <format F, int Batch>
 __global__ void __launch_bounds__(32 * warps_per_block, 2) gemv_kernel(gemv_args a) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const work_item item = work_of(a, blockIdx.x, static_cast<unsigned>(warp));
-  extern __shared__ __align__(16) char rings[];
+  // The rings start on a 128-byte line, as their layout assumes, whatever else a later edit puts in
+  // shared memory: a 16-byte static array, which moved them by 16 bytes, made the kernel 19% slower
+  // (H100, 8192 x 28672, one token: 59.9 against 50.4 us; 50.6 us with it and this alignment).
+  extern __shared__ __align__(128) char rings[];
   char* stages_at = rings + warp * ring::bytes;
   lane_pipeline pipe = lane_pipeline_for<Batch>(a, stages_at, lane);
   pipe.start(a, item, lane);
