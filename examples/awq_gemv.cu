@@ -96,7 +96,7 @@ constexpr std::size_t group_size = 128;
 // loading again what is still poisoned), with whole bands per item and long parts first, short ones
 // last, it was still slower (H100, 8192 x 28672, one token: 54.7 against 51.5 us): given the static
 // parts as its items it matched the static split (50.7 us), and the short items at the end spread
-// the blocks' ends (in-kernel timers: last at 48-54 us against 44-46 us) instead of closing them up.
+// the blocks' ends (in-kernel timers: last at 48-54 us against 44-45 us) instead of closing them up.
 // ------------------------------------------------------------------------------------------------
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800

@@ -446,9 +446,10 @@ void expect_merged_rows_give_column_pairs(std::uint32_t row0, std::uint32_t row1
   using dq4::detail::prmt;
   using dq4::order;
   dq4::fragment<F, 8> scales{}, even_scales{}, odd_scales{};
-  for (int j = 0; j < 4; ++j) {  // a different scale per column: 1 + c / 16
-    const std::uint32_t s0 = (F == format::fp16 ? 0x3C00u : 0x3F80u) + static_cast<std::uint32_t>(2 * j) * (F == format::fp16 ? 0x40u : 0x8u);
-    const std::uint32_t s1 = s0 + (F == format::fp16 ? 0x40u : 0x8u);
+  // A different scale per column c: 1 + c / 16 (`one`: 1.0 in F's bits; `sixteenth` adds 1/16 in [1, 2)).
+  const std::uint32_t one = F == format::fp16 ? 0x3C00u : 0x3F80u, sixteenth = F == format::fp16 ? 0x40u : 0x8u;
+  for (int j = 0; j < 4; ++j) {
+    const std::uint32_t s0 = one + static_cast<std::uint32_t>(2 * j) * sixteenth, s1 = s0 + sixteenth;
     scales.regs[j] = s0 | s1 << 16;
     even_scales.regs[j] = prmt(scales.regs[j], scales.regs[j], 0x1010);
     odd_scales.regs[j] = prmt(scales.regs[j], scales.regs[j], 0x3232);
