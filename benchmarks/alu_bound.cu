@@ -361,13 +361,8 @@ struct bench {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("no CUDA device: the benchmark needs one (it only builds elsewhere)\n");
-    return 0;
-  }
   cudaDeviceProp prop{};
-  check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+  if (!dq4_support::device_at_least(75, "the benchmark has nothing to run (it only builds elsewhere)", prop)) return 0;
   int per_sm = 0;
   check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
             &per_sm, alu_bound_kernel<dq4_converter<format::fp16, dq4::encoding::u4, dq4::order::interleaved>>, threads_per_block, 0),

@@ -926,17 +926,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("no CUDA device: the GEMV example needs one; nothing to run here\n");
-    return 0;
-  }
-  cudaDeviceProp prop{};
-  check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
-  if (prop.major * 10 + prop.minor < 80) {
-    std::printf("%s is sm_%d%d: this example uses bf16 tensor cores and needs sm_80 or newer\n", prop.name, prop.major, prop.minor);
-    return 0;
-  }
+  cudaDeviceProp prop{};  // bf16 tensor cores and cp.async: sm_80
+  if (!dq4_support::device_at_least(80, "the GEMV example has nothing to run", prop)) return 0;
   cublasHandle_t handle;
   check(cublasCreate(&handle), "cublasCreate");
   const double copy_gbs = quick ? 1.0 : copy_bandwidth_gbs();

@@ -167,17 +167,8 @@ int main(int argc, char** argv) {
   std::printf("packed %zu random u4 values into %zu words (interleaved, AWQ order)\n", values.size(), packed.size());
   bool ok = run_on_host(values, packed);
 
-  int devices = 0;
-  const cudaError_t status = cudaGetDeviceCount(&devices);
   cudaDeviceProp prop{};
-  if (status != cudaSuccess || devices == 0) {
-    std::printf("no CUDA device (%s): ran the host part only\n", cudaGetErrorString(status));
-  } else if (check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties"), prop.major * 10 + prop.minor < 75) {
-    std::printf("device 0 (%s) is sm_%d%d: dq4 needs sm_75 or newer; ran the host part only\n", prop.name,
-                prop.major, prop.minor);
-  } else {
-    ok = run_on_gpu(prop, values, packed) && ok;
-  }
+  if (dq4_support::device_at_least(75, "ran the host part only", prop)) ok = run_on_gpu(prop, values, packed) && ok;
   std::printf("%s\n", ok ? "OK" : "FAILED");
   return ok ? 0 : 1;
 }

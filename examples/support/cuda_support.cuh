@@ -21,6 +21,25 @@ inline void check(cudaError_t status, const char* what) {
   }
 }
 
+// Whether device 0 exists and is sm_<arch> or newer (its properties then in `prop`); if not, prints
+// why ("no CUDA device (...)" or "device 0 (...) is sm_XY, ...": the words the examples' CTest entries
+// take as "skipped") followed by `otherwise`, what the program does instead.
+inline bool device_at_least(int arch, const char* otherwise, cudaDeviceProp& prop) {
+  int devices = 0;
+  const cudaError_t status = cudaGetDeviceCount(&devices);
+  if (status != cudaSuccess || devices == 0) {
+    std::printf("no CUDA device (%s): %s\n", cudaGetErrorString(status), otherwise);
+    return false;
+  }
+  check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+  if (prop.major * 10 + prop.minor < arch) {
+    std::printf("device 0 (%s) is sm_%d%d, this needs sm_%d or newer: %s\n", prop.name, prop.major, prop.minor, arch,
+                otherwise);
+    return false;
+  }
+  return true;
+}
+
 // Median over `runs` of the milliseconds between two events recorded around timed(run), after
 // before_start() has been enqueued ahead of the first event.
 template <class BeforeStart, class Timed>
