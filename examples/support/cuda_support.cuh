@@ -22,8 +22,8 @@ inline void check(cudaError_t status, const char* what) {
 }
 
 // Whether device 0 exists and is sm_<arch> or newer (its properties then in `prop`); if not, prints
-// why ("no CUDA device (...)" or "device 0 (...) is sm_XY, ...": the words the examples' CTest entries
-// take as "skipped") followed by `otherwise`, what the program does instead.
+// why ("no CUDA device (...)" or "device 0 (...) is sm_XY, ...": the words example_awq_gemv's CTest
+// entry takes as "skipped") followed by `otherwise`, what the program does instead.
 inline bool device_at_least(int arch, const char* otherwise, cudaDeviceProp& prop) {
   int devices = 0;
   const cudaError_t status = cudaGetDeviceCount(&devices);
