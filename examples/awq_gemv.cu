@@ -9,7 +9,8 @@
 // and times the GEMV against cuBLAS (cublasGemmEx on the dequantized 16-bit matrix) and the bulk
 // kernel against a device-to-device copy, with weights rotated through more than twice the L2 size
 // so that they come from DRAM, and calls queued back to back (the time per call of a decode step's
-// stream of kernels, without the host's launch latency).
+// stream of kernels, without the host's launch latency). On sm_90+ it also checks and times the
+// calls chained (programmatic dependent launch: see start_after_previous_kernel).
 //
 //   awq_gemv [--quick] [--shape K N] [--csv results.csv]
 //     --quick: one small shape, correctness only (the CTest run)
@@ -140,6 +141,7 @@ struct gemv_args {
   unsigned parts;                // a tile's K is cut into this many parts, one block each
   unsigned part_steps;           // steps of a part (the last may be shorter)
   int batch;                     // tokens, at most the kernel's Batch
+  bool chained;                  // launched chained to the kernel before (see start_after_previous_kernel)
 };
 
 // One step's fragments for one lane: rows 4t .. 4t + 3, words 2g and 2g + 1 of the tile, and the
@@ -466,6 +468,37 @@ __device__ bool add_block_sums(const gemv_args& a, accumulators& acc, char* ring
   return true;
 }
 
+// Chained calls (programmatic dependent launch, sm_90 and newer). A call launched with
+// cudaLaunchAttributeProgrammaticStreamSerialization may start while the kernel before it in the
+// stream is still running: its blocks take the SMs that the earlier kernel's blocks leave, instead
+// of waiting for the whole grid to end and for the next launch. `griddepcontrol.wait` then holds
+// each block until that kernel has ended and its writes are visible, and everything that kernel may
+// have written -- the activations, and the workspace and y of an earlier call of this GEMV -- is
+// touched only after it. Before it, a chained call's warps ask L2 for the first eighth of their
+// steps' weights, at most `prefetched_steps` steps (the lines their first copies read), using the
+// memory bandwidth that the kernel before leaves idle as its last blocks end: the weights must not
+// be written by that kernel. Without the launch attribute both instructions do nothing.
+// Measured on the H100, one token, calls back to back, chained: 8192 x 28672 47.6 us (49.2 one at a
+// time); with 8 steps whatever the warp's share, 47.5 us, but 14336 x 4096 18.2 us against 16.2
+// (a warp there has 13 steps, and prefetching most of them at once delayed the kernel before);
+// without any prefetch 48.6-49.0 and 16.4 us; 4, 12 or 24 steps at 8192 x 28672: 0.5 us slower, the
+// same, 6 us slower. Prefetching in calls made one at a time made those 1.7 us slower.
+__device__ void start_after_previous_kernel(const gemv_args& a, const work_item& item, int lane) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr unsigned prefetched_steps = 8;
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");  // the next call may be scheduled
+  if (a.chained && lane < step_rows) {  // one 128-byte line per row: this tile's 64 bytes and its neighbour's
+    const std::size_t row_bytes = a.cols / 2;
+    const unsigned end = item.first + min(prefetched_steps, (item.end - item.first) / 8);
+    for (unsigned step = item.first; step < end; ++step) {
+      const char* row = reinterpret_cast<const char*>(a.weights) + (std::size_t{step} * step_rows + lane) * row_bytes;
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(row + item.tile * 64));
+    }
+  }
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // Pipeline: the copies of the next stages - 1 steps are in flight (into the warp's ring) while a
 // step is multiplied. The loop is unrolled by the ring size, so every shared-memory offset is a
 // constant.
@@ -473,6 +506,7 @@ template <format F, int Batch>
 __global__ void __launch_bounds__(32 * warps_per_block, 2) gemv_kernel(gemv_args a) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const work_item item = work_of(a, blockIdx.x, static_cast<unsigned>(warp));
+  start_after_previous_kernel(a, item, lane);
   // The rings start on a 128-byte line, as their layout assumes, whatever else a later edit puts in
   // shared memory: a 16-byte static array, which moved them by 16 bytes, made the kernel 19% slower
   // (H100, 8192 x 28672, one token: 59.9 against 50.4 us; 50.6 us with it and this alignment).
@@ -613,7 +647,12 @@ struct gemv_plan {
   unsigned band_tiles = 0, parts = 0, part_steps = 0;
   float* slots = nullptr;
   unsigned* arrivals = nullptr;
+  bool chainable = false;  // the device has programmatic dependent launch (sm_90+)
 };
+
+// How a call starts: after the kernel before it in the stream has ended (as any launch), or
+// chained to it (programmatic dependent launch: see start_after_previous_kernel).
+enum class start { after_previous, chained };
 
 template <format F>
 const void* gemv_kernel_for(int batch) {
@@ -624,7 +663,8 @@ const void* gemv_kernel_for(int batch) {
 constexpr int ring_bytes = warps_per_block * ring::bytes;
 
 template <format F>
-gemv_plan make_gemv_plan(shape s, int batch, int sms) {
+gemv_plan make_gemv_plan(shape s, int batch, const cudaDeviceProp& device) {
+  const int sms = device.multiProcessorCount;
   int per_sm = 0;
   check(cudaFuncSetAttribute(gemv_kernel_for<F>(batch), cudaFuncAttributeMaxDynamicSharedMemorySize, ring_bytes),
         "cudaFuncSetAttribute");
@@ -668,6 +708,7 @@ gemv_plan make_gemv_plan(shape s, int batch, int sms) {
   p.part_steps = static_cast<unsigned>(chosen.part_steps);
   p.parts = static_cast<unsigned>(chosen.parts);
   p.blocks = static_cast<unsigned>(chosen.blocks);
+  p.chainable = device.major >= 9;
   check(cudaMalloc(&p.slots, tiles * p.parts * kernel_batch * tile_columns * sizeof(float)), "cudaMalloc");
   check(cudaMalloc(&p.arrivals, tiles * sizeof(unsigned)), "cudaMalloc");
   check(cudaMemset(p.arrivals, 0, tiles * sizeof(unsigned)), "cudaMemset");  // once: the kernel leaves it zero
@@ -692,19 +733,29 @@ void require(bool condition, const char* what) {
 }
 
 template <format F>
-void launch_gemv(const device_layer& l, shape s, int batch, const void* x, void* y, const gemv_plan& p, cudaStream_t stream) {
+void launch_gemv(const device_layer& l, shape s, int batch, const void* x, void* y, const gemv_plan& p, cudaStream_t stream,
+                 start how = start::after_previous) {
   require(s.k > 0 && s.k % group_size == 0 && s.n > 0 && s.n % tile_columns == 0, "K must be a multiple of 128 and N of 128");
   require(batch >= 1 && batch <= max_batch, "the batch must be 1 to 8 tokens");
   require(aligned(l.weights, 16) && aligned(l.zeros, 16) && aligned(l.scales, 16),
           "weights, zero points and scales must be non-null and 16-byte aligned");
   require(aligned(x, 16) && aligned(y, 2), "x must be non-null and 16-byte aligned, y non-null and 2-byte aligned");
   require(p.slots != nullptr && p.arrivals != nullptr, "the plan has no workspace: make it with make_gemv_plan");
-  const gemv_args args{l.weights, l.zeros, l.scales, x, y, p.slots, p.arrivals, s.k, s.n, p.band_tiles, p.parts, p.part_steps, batch};
-  if (batch == 1) {
-    gemv_kernel<F, 1><<<p.blocks, 32 * warps_per_block, ring_bytes, stream>>>(args);
-  } else {
-    gemv_kernel<F, max_batch><<<p.blocks, 32 * warps_per_block, ring_bytes, stream>>>(args);
-  }
+  require(how == start::after_previous || p.chainable, "chained calls need programmatic dependent launch (sm_90 or newer)");
+  const gemv_args args{l.weights, l.zeros, l.scales, x, y, p.slots, p.arrivals, s.k, s.n, p.band_tiles, p.parts, p.part_steps,
+                       batch, how == start::chained};
+  cudaLaunchAttribute chained{};
+  chained.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  chained.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = p.blocks;
+  config.blockDim = 32 * warps_per_block;
+  config.dynamicSmemBytes = ring_bytes;
+  config.stream = stream;
+  config.attrs = how == start::chained ? &chained : nullptr;
+  config.numAttrs = how == start::chained ? 1 : 0;
+  check(batch == 1 ? cudaLaunchKernelEx(&config, gemv_kernel<F, 1>, args) : cudaLaunchKernelEx(&config, gemv_kernel<F, max_batch>, args),
+        "gemv_kernel launch");
   check(cudaGetLastError(), "gemv_kernel");
 }
 
@@ -773,6 +824,68 @@ std::size_t unit_vector_mismatches(const device_layer& l, shape s, int batch, co
   return mismatches;
 }
 
+std::vector<std::uint16_t> random_activations(format f, std::size_t count, std::uint32_t seed) {
+  std::vector<std::uint16_t> x(count);
+  std::uint32_t state = seed;
+  for (auto& v : x) {
+    state = state * 1664525u + 1013904223u;
+    const float value = static_cast<float>(state >> 8) / 8388608.0f - 1.0f;  // in [-1, 1)
+    v = f == format::fp16 ? __half_as_ushort(__float2half_rn(value)) : __bfloat16_as_ushort(__float2bfloat16_rn(value));
+  }
+  return x;
+}
+
+// The kernel before each chained call in chained_mismatches: it lets the call start at once
+// (sm_90+), then holds on for `ns` nanoseconds before it writes the call's activations, so a call
+// that read them before its griddepcontrol.wait would read the previous call's.
+__global__ void write_activations_late(uint4* to, const uint4* from, std::size_t count, unsigned long long ns) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+  unsigned long long start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
+  for (std::size_t i = threadIdx.x; i < count; i += blockDim.x) to[i] = from[i];
+}
+
+// Chained calls against calls one at a time: four calls, each chained to a kernel that writes its
+// activations late (alternately `x` and a second set), into four poisoned outputs, and each must
+// give the bits of the same call made alone. A call that read its activations, or touched the
+// workspace that the previous call still uses, before that call and the writer had ended would
+// give other bits or leave outputs poisoned.
+template <format F>
+std::size_t chained_mismatches(const device_layer& l, shape s, int batch, const gemv_plan& plan, const std::uint16_t* x,
+                               const std::vector<std::uint16_t>& y_of_x) {
+  const std::size_t x_count = batch * s.k, y_count = batch * s.n;
+  std::uint16_t* other_x = device_copy(random_activations(F, x_count, 7));
+  std::uint16_t *x_late = nullptr, *y = nullptr;
+  check(cudaMalloc(&x_late, x_count * 2), "cudaMalloc");
+  check(cudaMalloc(&y, 5 * y_count * 2), "cudaMalloc");
+  check(cudaMemset(y, 0xEE, 5 * y_count * 2), "cudaMemset");  // poison
+  std::uint16_t* y_of_other = y + 4 * y_count;
+  launch_gemv<F>(l, s, batch, other_x, y_of_other, plan, nullptr);
+  for (int call = 0; call < 4; ++call) {
+    const std::uint16_t* source = call % 2 == 0 ? x : other_x;
+    write_activations_late<<<1, 256>>>(reinterpret_cast<uint4*>(x_late), reinterpret_cast<const uint4*>(source), x_count / 8, 20000);
+    check(cudaGetLastError(), "write_activations_late");
+    launch_gemv<F>(l, s, batch, x_late, y + call * y_count, plan, nullptr, start::chained);
+  }
+  std::vector<std::uint16_t> got(5 * y_count);
+  check(cudaMemcpy(got.data(), y, got.size() * 2, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  std::size_t mismatches = 0;
+  for (int call = 0; call < 4; ++call) {
+    const std::uint16_t* expected = call % 2 == 0 ? y_of_x.data() : &got[4 * y_count];
+    for (std::size_t i = 0; i < y_count; ++i) mismatches += got[call * y_count + i] != expected[i] ? 1 : 0;
+  }
+  check(cudaFree(other_x), "cudaFree");
+  check(cudaFree(x_late), "cudaFree");
+  check(cudaFree(y), "cudaFree");
+  return mismatches;
+}
+
 // One layer shape in one format: every dequantized value, then the GEMV for each batch size.
 template <format F>
 bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE* csv, const cudaDeviceProp& device) {
@@ -814,19 +927,13 @@ bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE
   for (std::size_t i = 0; i < dense.size(); ++i) w[i] = bits16_to_float(F, dense[i]);
 
   for (const int batch : {1, max_batch}) {
-    gemv_plan plan = make_gemv_plan<F>(s, batch, sms);
+    gemv_plan plan = make_gemv_plan<F>(s, batch, device);
     const std::size_t wrong_placements = unit_vector_mismatches<F>(layers[0], s, batch, plan, dense, quick);
     std::printf("  batch %d: %zu outputs differ from the weight a unit-vector activation selects\n", batch, wrong_placements);
     ok = ok && wrong_placements == 0;
 
     // Activations in [-1, 1); the GEMV and cuBLAS.
-    std::vector<std::uint16_t> xh(batch * s.k);
-    std::uint32_t state = 99;
-    for (auto& v : xh) {
-      state = state * 1664525u + 1013904223u;
-      const float f = static_cast<float>(state >> 8) / 8388608.0f - 1.0f;
-      v = F == format::fp16 ? __half_as_ushort(__float2half_rn(f)) : __bfloat16_as_ushort(__float2bfloat16_rn(f));
-    }
+    const std::vector<std::uint16_t> xh = random_activations(F, batch * s.k, 99);
     std::uint16_t* x = device_copy(xh);
     std::uint16_t *y = nullptr, *y_cublas = nullptr;
     check(cudaMalloc(&y, batch * s.n * 2), "cudaMalloc");
@@ -873,6 +980,11 @@ bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE
     ok = ok && bad_outputs == 0 && bad_vs_cublas == 0;
     std::printf("  batch %d: %zu of %zu outputs outside the tolerance against the host, %zu against cuBLAS\n", batch,
                 bad_outputs, yh.size(), bad_vs_cublas);
+    if (plan.chainable) {
+      const std::size_t wrong_chained = chained_mismatches<F>(layers[0], s, batch, plan, x, yh);
+      std::printf("  batch %d: %zu outputs of 4 chained calls differ from the calls one at a time\n", batch, wrong_chained);
+      ok = ok && wrong_chained == 0;
+    }
 
     if (!quick) {
       const auto layer = [&](int run) -> const device_layer& { return layers[static_cast<std::size_t>(run % copies)]; };
@@ -882,17 +994,21 @@ bool run_shape(shape s, bool quick, cublasHandle_t handle, double copy_gbs, FILE
       const float ours_us = time_us([&](int r) { launch_gemv<F>(layer(r), s, batch, x, y, plan, nullptr); });
       const float cublas_us = time_us([&](int r) { cublas_gemv(handle, F, layer(r), s, batch, x, y_cublas); });
       const float bulk_us = time_us([&](int r) { launch_dequantize<F>(layer(r), s, sms, nullptr); });
+      // The same calls chained (sm_90+): each may start while the one before is still running.
+      // cuBLAS runs without it, so this time is reported beside the ratio, not in it.
+      const float chained_us =
+          plan.chainable ? time_us([&](int r) { launch_gemv<F>(layer(r), s, batch, x, y, plan, nullptr, start::chained); }) : NAN;
       const double gemv_bytes = static_cast<double>(packed_bytes + batch * s.k * 2 + batch * s.n * 2);
-      const double ours_gbs = gemv_bytes / (ours_us * 1e3);
+      const double ours_gbs = gemv_bytes / (ours_us * 1e3), chained_gbs = gemv_bytes / (chained_us * 1e3);
       const double bulk_gbs = static_cast<double>(packed_bytes + dense_bytes) / (bulk_us * 1e3);
-      std::printf("  batch %d: gemv %.2f us (%.0f GB/s, %.1f%% of copy), cuBLAS %.2f us: %.2fx faster; bulk dequantize "
-                  "%.2f us (%.0f GB/s, %.1f%% of copy)\n",
-                  batch, ours_us, ours_gbs, 100 * ours_gbs / copy_gbs, cublas_us, cublas_us / ours_us, bulk_us, bulk_gbs,
-                  100 * bulk_gbs / copy_gbs);
+      std::printf("  batch %d: gemv %.2f us (%.0f GB/s, %.1f%% of copy), cuBLAS %.2f us: %.2fx faster; chained calls "
+                  "%.2f us (%.1f%% of copy); bulk dequantize %.2f us (%.0f GB/s, %.1f%% of copy)\n",
+                  batch, ours_us, ours_gbs, 100 * ours_gbs / copy_gbs, cublas_us, cublas_us / ours_us, chained_us,
+                  100 * chained_gbs / copy_gbs, bulk_us, bulk_gbs, 100 * bulk_gbs / copy_gbs);
       if (csv != nullptr) {
-        std::fprintf(csv, "%s,%s,%zu,%zu,%d,%.3f,%.3f,%.3f,%.1f,%.3f,%.1f,%.3f,%.1f,%.3f\n", device.name, fname, s.k, s.n,
-                     batch, ours_us, cublas_us, cublas_us / ours_us, ours_gbs, ours_gbs / copy_gbs, copy_gbs, bulk_us,
-                     bulk_gbs, bulk_gbs / copy_gbs);
+        std::fprintf(csv, "%s,%s,%zu,%zu,%d,%.3f,%.3f,%.3f,%.1f,%.3f,%.1f,%.3f,%.1f,%.3f,%.3f,%.3f\n", device.name, fname, s.k,
+                     s.n, batch, ours_us, cublas_us, cublas_us / ours_us, ours_gbs, ours_gbs / copy_gbs, copy_gbs, bulk_us,
+                     bulk_gbs, bulk_gbs / copy_gbs, chained_us, chained_gbs / copy_gbs);
       }
     }
     check(cudaFree(x), "cudaFree");
@@ -949,7 +1065,7 @@ int main(int argc, char** argv) {
   FILE* csv = csv_path != nullptr ? std::fopen(csv_path, "w") : nullptr;
   if (csv != nullptr) {
     std::fprintf(csv, "device,format,k,n,batch,dq4_gemv_us,cublas_us,speedup,dq4_gbs,dq4_fraction_of_copy,copy_gbs,"
-                      "bulk_dequantize_us,bulk_dequantize_gbs,bulk_fraction_of_copy\n");
+                      "bulk_dequantize_us,bulk_dequantize_gbs,bulk_fraction_of_copy,dq4_chained_us,dq4_chained_fraction_of_copy\n");
   }
   if (!quick) std::printf("%s: device-to-device copy %.0f GB/s (read + write)\n", prop.name, copy_gbs);
   std::vector<shape> shapes = quick ? std::vector<shape>{{1024, 2048}}
