@@ -842,12 +842,7 @@ __global__ void write_activations_late(uint4* to, const uint4* from, std::size_t
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
-  unsigned long long start = 0, now = 0;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-  do {
-    __nanosleep(1000);
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-  } while (now - start < ns);
+  dq4_support::sleep_ns(ns);
   for (std::size_t i = threadIdx.x; i < count; i += blockDim.x) to[i] = from[i];
 }
 

@@ -73,8 +73,8 @@ float median_ms(int runs, Launch launch) {
   return median_event_ms(runs, [] {}, [&](int run) { launch(run + 1); });
 }
 
-// Keeps the GPU busy for about `ns` nanoseconds, so that launches queued behind it start back to back.
-__global__ void hold_gpu(unsigned long long ns) {
+// Returns after about `ns` nanoseconds of the GPU's global timer.
+__device__ inline void sleep_ns(unsigned long long ns) {
   unsigned long long start = 0, now = 0;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
   do {
@@ -82,6 +82,9 @@ __global__ void hold_gpu(unsigned long long ns) {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
   } while (now - start < ns);
 }
+
+// Keeps the GPU busy for about `ns` nanoseconds, so that launches queued behind it start back to back.
+__global__ void hold_gpu(unsigned long long ns) { sleep_ns(ns); }
 
 // Median over `runs` of the time per call (us) of `calls` back-to-back calls launch(r), r counting
 // up from 1 across runs, after one warm-up launch(0). Each run is queued behind a 200 us kernel
