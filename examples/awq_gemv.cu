@@ -680,7 +680,14 @@ gemv_plan make_gemv_plan(shape s, int batch, const cudaDeviceProp& device) {
   // that fills 90% of the resident blocks with at most 32 parts, else the band width that fills them
   // with the fewest parts (the widest if several), else the one that starts the most blocks.
   // (H100, one token: 4096 x 4096 in 10.6 us with 1-tile bands against 12.0 us with 64 parts of 8
-  // tiles; 8 tokens: 13 us against 25 us, where 8-tile bands could start only 32 blocks.)
+  // tiles.) For 8 tokens a part's sums are 8 times larger and the finishing warp loads them two
+  // parts (16 loads of 16 bytes per lane) per round trip, so fewer parts pay more than wide bands:
+  // one tile per block and at most 4 parts, as many as the resident blocks take. (H100, 8 tokens,
+  // fp16, side by side with the plans forced: 8192 x 28672 54.3 us with 1 part against 78.8 us
+  // with 8-tile bands and 9 parts, 57.1 and 62.7 us with 2 and 4 tiles and parts; 4096 x 14336 19.7
+  // us with 2 parts against 30.4 with 4-tile bands and 8 parts (and 19.0 us with 1 part, but 24.7
+  // against 19.4 chained); 14336 x 4096 and 4096 x 4096 with 4 parts 18.5 and 10.9 us against 20.8
+  // and 13.8 with 8, 22.9 and 13.0 with 5.)
   const std::size_t tiles = s.n / tile_columns, steps_per_tile = s.k / step_rows;
   const std::size_t kernel_batch = batch == 1 ? 1 : max_batch;  // the Batch of the kernel that runs
   const std::size_t slot_limit = std::max<std::size_t>(1, s.k / (64 * kernel_batch));
@@ -690,17 +697,17 @@ gemv_plan make_gemv_plan(shape s, int batch, const cudaDeviceProp& device) {
     std::size_t part_steps, parts, blocks;
     bool fills;
   };
-  const auto split_for = [&](unsigned band_tiles) {
+  const auto split_for = [&](unsigned band_tiles, std::size_t max_parts) {
     const std::size_t bands = (tiles + band_tiles - 1) / band_tiles;
-    const std::size_t wanted = std::min(slot_limit, std::max<std::size_t>(1, resident / bands));
+    const std::size_t wanted = std::min({slot_limit, max_parts, std::max<std::size_t>(1, resident / bands)});
     const std::size_t part_steps = (steps_per_tile + wanted - 1) / wanted;
     const std::size_t parts = (steps_per_tile + part_steps - 1) / part_steps;
     return split{band_tiles, part_steps, parts, bands * parts, 10 * bands * parts >= 9 * resident};
   };
-  split chosen = split_for(warps_per_block);
-  if (!chosen.fills || chosen.parts > 32) {
+  split chosen = kernel_batch > 1 ? split_for(1, 4) : split_for(warps_per_block, slot_limit);
+  if (kernel_batch == 1 && (!chosen.fills || chosen.parts > 32)) {
     for (const unsigned band_tiles : {4u, 2u, 1u}) {
-      const split c = split_for(band_tiles);
+      const split c = split_for(band_tiles, slot_limit);
       if (c.fills ? !chosen.fills || c.parts < chosen.parts : !chosen.fills && c.blocks > chosen.blocks) chosen = c;
     }
   }
