@@ -75,9 +75,9 @@ constexpr std::size_t group_size = 128;
 // Work split: the eight warps of a block take the eight adjacent tiles of a band (1024 columns), so
 // together they read 512 contiguous bytes of each row. Each band's K is cut into equal parts, one
 // block per (band, part), as many as fill the resident blocks (two blocks of 128 registers per
-// thread on each SM). Where there are few tiles (N = 4096: 32), a band is 4, 2 or 1 tiles instead
-// and the warps of a tile split the part's steps, their sums added in shared memory in a fixed
-// order. At the end of its part a block stores each tile's partial sums into the part's slot of
+// thread on each SM). Where there are few tiles (N = 4096: 32), a band is 4, 2 or 1 tiles instead,
+// and for 8 tokens always 1 with at most 4 parts (see make_gemv_plan); the warps of a tile then
+// split the part's steps, their sums added in shared memory in a fixed order. At the end of its part a block stores each tile's partial sums into the part's slot of
 // the workspace and counts its part as done; the warp that completes a tile's count adds the slots
 // in part order (deterministic for a given device) and writes the 16-bit outputs. No memset or
 // second kernel: the completing warp resets the tile's counter, so the workspace is ready for the
