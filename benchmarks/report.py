@@ -7,6 +7,7 @@ the GEMV speedup over cuBLAS against the matrix size (gemv_speedup.png, when mat
 """
 import csv
 import json
+import math
 import pathlib
 import sys
 
@@ -38,7 +39,7 @@ def main():
             t = tiny_us.get((r["k"], r["n"], r["batch"])) if r["format"] == "bf16" else None
             versus = f"{t / float(r['dq4_gemv_us']):.2f}x" if t else ""
             chained = float(r.get("dq4_chained_us") or "nan")  # nan: no programmatic dependent launch (below sm_90)
-            chained_cells = f"{chained:.1f} | {100 * float(r['dq4_chained_fraction_of_copy']):.1f}%" if chained == chained else " | "
+            chained_cells = " | " if math.isnan(chained) else f"{chained:.1f} | {100 * float(r['dq4_chained_fraction_of_copy']):.1f}%"
             lines.append(f"| {r['format']} | {r['k']} x {r['n']} | {r['batch']} | {float(r['dq4_gemv_us']):.1f} | "
                          f"{float(r['cublas_us']):.1f} | {float(r['speedup']):.2f}x | {100 * float(r['dq4_fraction_of_copy']):.1f}% | "
                          f"{chained_cells} | {f'{t:.1f}' if t else ''} | {versus} | {100 * float(r['bulk_fraction_of_copy']):.1f}% |")

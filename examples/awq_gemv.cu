@@ -77,11 +77,11 @@ constexpr std::size_t group_size = 128;
 // block per (band, part), as many as fill the resident blocks (two blocks of 128 registers per
 // thread on each SM). Where there are few tiles (N = 4096: 32), a band is 4, 2 or 1 tiles instead,
 // and for 8 tokens always 1 with at most 4 parts (see make_gemv_plan); the warps of a tile then
-// split the part's steps, their sums added in shared memory in a fixed order. At the end of its part a block stores each tile's partial sums into the part's slot of
-// the workspace and counts its part as done; the warp that completes a tile's count adds the slots
-// in part order (deterministic for a given device) and writes the 16-bit outputs. No memset or
-// second kernel: the completing warp resets the tile's counter, so the workspace is ready for the
-// next call.
+// split the part's steps, their sums added in shared memory in a fixed order. At the end of its
+// part a block stores each tile's partial sums into the part's slot of the workspace and counts its
+// part as done; the warp that completes a tile's count adds the slots in part order (deterministic
+// for a given device) and writes the 16-bit outputs. No memset or second kernel: the completing
+// warp resets the tile's counter, so the workspace is ready for the next call.
 //
 // Measured on an H100 while choosing this (8192 x 28672, one token, fp16, one call at a time):
 // plain register loads one step ahead, 66 us; asynchronous 8-byte copies of each lane's own words
@@ -468,6 +468,13 @@ __device__ bool add_block_sums(const gemv_args& a, accumulators& acc, char* ring
   return true;
 }
 
+// Lets a kernel chained to this one be scheduled now (sm_90+; without a chained kernel, nothing).
+__device__ void let_next_kernel_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // Chained calls (programmatic dependent launch, sm_90 and newer). A call launched with
 // cudaLaunchAttributeProgrammaticStreamSerialization may start while the kernel before it in the
 // stream is still running: its blocks take the SMs that the earlier kernel's blocks leave, instead
@@ -484,12 +491,11 @@ __device__ bool add_block_sums(const gemv_args& a, accumulators& acc, char* ring
 // without any prefetch 48.6-49.0 and 16.4 us; 4, 12 or 24 steps at 8192 x 28672: 0.5 us slower, the
 // same, 6 us slower. Prefetching in calls made one at a time made those 1.7 us slower.
 __device__ void start_after_previous_kernel(const gemv_args& a, const work_item& item, int lane) {
+  // (Signalled after the main loop instead, chained 8-token calls at 14336 x 4096 took 17.3 us
+  // instead of 22.8, one token at 8192 x 28672 48.5 instead of 47.7: not taken yet, see the README.)
+  let_next_kernel_start();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr unsigned prefetched_steps = 8;
-  // The next call may be scheduled now. (Signalled after the main loop instead, chained 8-token
-  // calls at 14336 x 4096 took 17.3 us instead of 22.8, one token at 8192 x 28672 48.5 instead of
-  // 47.7: not taken yet, see the README.)
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   if (a.chained && lane < step_rows) {  // one 128-byte line per row: this tile's 64 bytes and its neighbour's
     const std::size_t row_bytes = a.cols / 2;
     const unsigned end = item.first + min(prefetched_steps, (item.end - item.first) / 8);
@@ -849,9 +855,7 @@ std::vector<std::uint16_t> random_activations(format f, std::size_t count, std::
 // (sm_90+), then holds on for `ns` nanoseconds before it writes the call's activations, so a call
 // that read them before its griddepcontrol.wait would read the previous call's.
 __global__ void write_activations_late(uint4* to, const uint4* from, std::size_t count, unsigned long long ns) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
+  let_next_kernel_start();
   dq4_support::sleep_ns(ns);
   for (std::size_t i = threadIdx.x; i < count; i += blockDim.x) to[i] = from[i];
 }
