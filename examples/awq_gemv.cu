@@ -490,10 +490,19 @@ __device__ void let_next_kernel_start() {
 // (a warp there has 13 steps, and prefetching most of them at once delayed the kernel before);
 // without any prefetch 48.6-49.0 and 16.4 us; 4, 12 or 24 steps at 8192 x 28672: 0.5 us slower, the
 // same, 6 us slower. Prefetching in calls made one at a time made those 1.7 us slower.
+//
+// When the next call may be scheduled: at the start for one token, after the main loop for 8. A
+// chained grid is placed on the SMs as the slots free up; the 8-token plans leave many slots free
+// (128 blocks of 264 at 14336 x 4096), so a call let start early lands where the call before still
+// runs, unevenly. Measured on the H100, chained, both builds side by side: signalled after the main
+// loop, 8 tokens at 14336 x 4096 17.3 us against 22.8 (4096 x 4096 9.7 against 11.2, 8192 x 28672
+// 53.5 against 54.7), but one token at 8192 x 28672 48.5 against 47.7 (its grid fills the slots).
+template <int Batch>
+constexpr bool lets_next_call_start_early = Batch == 1;
+
+template <int Batch>
 __device__ void start_after_previous_kernel(const gemv_args& a, const work_item& item, int lane) {
-  // (Signalled after the main loop instead, chained 8-token calls at 14336 x 4096 took 17.3 us
-  // instead of 22.8, one token at 8192 x 28672 48.5 instead of 47.7: not taken yet, see the README.)
-  let_next_kernel_start();
+  if constexpr (lets_next_call_start_early<Batch>) let_next_kernel_start();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr unsigned prefetched_steps = 8;
   if (a.chained && lane < step_rows) {  // one 128-byte line per row: this tile's 64 bytes and its neighbour's
@@ -515,7 +524,7 @@ template <format F, int Batch>
 __global__ void __launch_bounds__(32 * warps_per_block, 2) gemv_kernel(gemv_args a) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const work_item item = work_of(a, blockIdx.x, static_cast<unsigned>(warp));
-  start_after_previous_kernel(a, item, lane);
+  start_after_previous_kernel<Batch>(a, item, lane);
   // The rings start on a 128-byte line, as their layout assumes, whatever else a later edit puts in
   // shared memory: a 16-byte static array, which moved them by 16 bytes, made the kernel 19% slower
   // (H100, 8192 x 28672, one token: 59.9 against 50.4 us; 50.6 us with it and this alignment).
@@ -543,6 +552,7 @@ __global__ void __launch_bounds__(32 * warps_per_block, 2) gemv_kernel(gemv_args
       multiply_step<F>(current, group, acc);
     }
   }
+  if constexpr (!lets_next_call_start_early<Batch>) let_next_kernel_start();
   if (add_block_sums(a, acc, stages_at, lane) && item.tile < a.cols / tile_columns) {
     finish_item<F, Batch>(a, item, acc, lane);
   }
