@@ -780,8 +780,8 @@ void launch_gemv(const device_layer& l, shape s, int batch, const void* x, void*
   config.stream = stream;
   config.attrs = how == start::chained ? &chained : nullptr;
   config.numAttrs = how == start::chained ? 1 : 0;
-  check(batch == 1 ? cudaLaunchKernelEx(&config, gemv_kernel<F, 1>, args) : cudaLaunchKernelEx(&config, gemv_kernel<F, max_batch>, args),
-        "gemv_kernel launch");
+  void* kernel_args[] = {const_cast<gemv_args*>(&args)};
+  check(cudaLaunchKernelExC(&config, gemv_kernel_for<F>(batch), kernel_args), "gemv_kernel launch");
   check(cudaGetLastError(), "gemv_kernel");
 }
 
