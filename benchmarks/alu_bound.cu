@@ -41,15 +41,10 @@ using dq4_support::check;
 // reference gives for the same word (expected). Converters with per-group state (scales, zero
 // points) set it up in make(), once per thread, before the timed loop.
 
-// Fixed per-group registers for the scaled paths: eight different scales, eight different zeros.
-constexpr std::uint32_t bench_zeros = 0x2F8E5B4Cu;
-template <format F>
-__host__ __device__ dq4::fragment<F, 8> bench_scales() {
-  const std::uint32_t fp16[8] = {0x3C00, 0x3555, 0x2E66, 0x3800, 0x2C00, 0x3A00, 0x3400, 0x3E00};
-  const std::uint32_t bf16[8] = {0x3F80, 0x3EAB, 0x3DCD, 0x3F00, 0x3D80, 0x3F40, 0x3E80, 0x3FC0};
-  const std::uint32_t fp32[8] = {0x3F800000, 0x3EAAAAAB, 0x3DCCCCCD, 0x3F000000, 0x3D800000, 0x3F400000, 0x3E800000, 0x3FC00000};
-  return dq4::reference::assemble<F>(F == format::fp16 ? fp16 : F == format::bf16 ? bf16 : fp32);
-}
+// Fixed per-group registers for the scaled paths: the shared fixtures' eight different scales and
+// eight different zeros.
+using dq4_support::eight_scales;
+using dq4_support::eight_zeros;
 
 template <format F, dq4::encoding E, dq4::order O>
 struct dq4_converter {
@@ -63,7 +58,7 @@ template <format F, dq4::encoding E, dq4::order O>
 struct dq4_scaled_converter {
   static constexpr format value_format = F;
   dq4::fragment<F, 8> scales;
-  static __device__ dq4_scaled_converter make() { return {bench_scales<F>()}; }
+  static __device__ dq4_scaled_converter make() { return {eight_scales<F>()}; }
   __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const { return dq4::dequantize<F, E, O>(w, scales); }
   __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const { return dq4::reference::dequantize<F, E, O>(w, scales); }
 };
@@ -74,11 +69,11 @@ struct dq4_zero_point_converter {
   dq4::zero_point<F, O> zero;
   dq4::fragment<F, 8> scales;
   static __device__ dq4_zero_point_converter make() {
-    return {dq4::prepare_zeros<F, Z, O>(bench_zeros), bench_scales<F>()};
+    return {dq4::prepare_zeros<F, Z, O>(eight_zeros), eight_scales<F>()};
   }
   __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const { return dq4::dequantize<F, O>(w, zero, scales); }
   __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const {
-    return dq4::reference::dequantize<F, Z, O>(w, bench_zeros, scales);
+    return dq4::reference::dequantize<F, Z, O>(w, eight_zeros, scales);
   }
 };
 
@@ -361,6 +356,8 @@ struct bench {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const char* csv_path = argc > 1 ? argv[1] : nullptr;
+  std::FILE* csv = dq4_support::open_output(csv_path);  // a path that cannot be written stops the run first
   cudaDeviceProp prop{};
   if (!dq4_support::device_at_least(75, "the benchmark has nothing to run (it only builds elsewhere)", prop)) return 0;
   int per_sm = 0;
@@ -388,7 +385,6 @@ int main(int argc, char** argv) {
   std::printf("%s, %d SMs, %d blocks of %d threads, %d words per thread, %d iterations\n", prop.name, b.sms,
               b.blocks, threads_per_block, words_per_thread, b.iterations);
   std::printf("%-30s %-8s %9s %14s %12s %12s\n", "path", "impl", "ms", "values/clk/SM", "time vs dq4", "mismatches");
-  FILE* csv = argc > 1 ? std::fopen(argv[1], "w") : nullptr;
   if (csv != nullptr) std::fprintf(csv, "device,path,implementation,ms,values_per_clock_per_sm,time_vs_dq4,mismatches\n");
   bool exact = true;
   float dq4_ms = 0;
@@ -402,7 +398,7 @@ int main(int argc, char** argv) {
     }
     exact = exact && r.mismatches == 0;
   }
-  if (csv != nullptr) std::fclose(csv);
+  dq4_support::close_output(csv, csv_path);
   check(cudaFree(b.buffers.packed), "cudaFree");
   check(cudaFree(b.buffers.sink), "cudaFree");
   check(cudaFree(b.buffers.cycles), "cudaFree");

@@ -3,7 +3,10 @@
 """Merges the benchmark CSVs of one run into results.json, a Markdown table (results.md) and a plot of
 the GEMV speedup over cuBLAS against the matrix size (gemv_speedup.png, when matplotlib is present).
 
-    report.py OUT_DIR   (reads OUT_DIR/alu_bound.csv, awq_gemv.csv, tinygemm.csv if present)
+    report.py OUT_DIR [--no-tinygemm]   (reads OUT_DIR/alu_bound.csv, awq_gemv.csv and tinygemm.csv)
+
+A missing input file is an error (exit 1, naming it), so that no report is made from part of a run;
+--no-tinygemm says that the run had no PyTorch, and leaves the tinygemm columns empty.
 """
 import csv
 import json
@@ -14,14 +17,16 @@ import sys
 
 def read(path):
     if not path.exists():
-        return []
+        sys.exit(f"report.py: {path} is missing: the benchmark run did not finish (or pass --no-tinygemm)")
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
 def main():
-    out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
-    alu, gemv, tiny = read(out / "alu_bound.csv"), read(out / "awq_gemv.csv"), read(out / "tinygemm.csv")
+    args = [a for a in sys.argv[1:] if a != "--no-tinygemm"]
+    out = pathlib.Path(args[0] if args else ".")
+    alu, gemv = read(out / "alu_bound.csv"), read(out / "awq_gemv.csv")
+    tiny = [] if "--no-tinygemm" in sys.argv[1:] else read(out / "tinygemm.csv")
     tiny_us = {(r["k"], r["n"], r["batch"]): float(r["tinygemm_us"]) for r in tiny}
     lines = []
     if alu:

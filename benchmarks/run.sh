@@ -20,7 +20,8 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$ou
 "$build/examples/awq_gemv" --csv "$out/awq_gemv.csv" | tee "$out/awq_gemv.txt"
 if python3 -c "import torch" 2>/dev/null; then
   python3 "$here/tinygemm.py" "$out/tinygemm.csv" | tee "$out/tinygemm.txt"
+  python3 "$here/report.py" "$out"
 else
   echo "PyTorch not found: no tinygemm comparison"
+  python3 "$here/report.py" "$out" --no-tinygemm
 fi
-python3 "$here/report.py" "$out"

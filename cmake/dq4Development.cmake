@@ -39,11 +39,18 @@ else()
   message(STATUS "dq4: no CUDA compiler found: building and running the host (CPU) parts only")
 endif()
 
-# Warnings are errors in dq4's own targets, host and device. Linked privately, so nothing leaks.
+# Warnings are errors in dq4's own targets, host and device, through CMake's COMPILE_WARNING_AS_ERROR
+# (nvcc: -Werror all-warnings): on by default here; a packager whose newer compiler warns switches it
+# off with -DCMAKE_COMPILE_WARNING_AS_ERROR=OFF. dq4_warnings is linked privately, so nothing leaks.
+if(NOT DEFINED CMAKE_COMPILE_WARNING_AS_ERROR)
+  set(CMAKE_COMPILE_WARNING_AS_ERROR ON)
+endif()
 add_library(dq4_warnings INTERFACE)
 target_compile_options(dq4_warnings INTERFACE
-  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Werror>
-  $<$<COMPILE_LANGUAGE:CUDA>:--Werror=all-warnings -Xcompiler=-Wall,-Wextra,-Werror>)
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic>
+  $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>
+  # nvcc's -Werror does not reach the host compiler it runs; the same switch decides for both.
+  $<$<AND:$<COMPILE_LANGUAGE:CUDA>,$<BOOL:$<TARGET_PROPERTY:COMPILE_WARNING_AS_ERROR>>>:-Xcompiler=-Werror>)
 
 # Python's site-packages folders, where pip puts tools and headers the tests and benchmarks can use
 # (cuobjdump, nvdisasm, CUTLASS's headers).

@@ -15,6 +15,7 @@
 //   awq_gemv [--quick] [--shape K N] [--csv results.csv]
 //     --quick: one small shape, correctness only (the CTest run)
 //     --shape: this K x N only
+#include <dq4/checkpoint.hpp>
 #include <dq4/dq4.cuh>
 
 #include <cublas_v2.h>
@@ -30,6 +31,7 @@
 #include <cstring>
 #include <vector>
 
+#include "support/awq_mma_fragments.hpp"
 #include "support/cuda_support.cuh"
 
 namespace {
@@ -55,14 +57,10 @@ constexpr std::size_t group_size = 128;
 // steps of 16 rows.
 //
 // The A fragment wants, in each register, two consecutive k of one column; a packed word holds one
-// k of eight columns. So two rows are merged before dequantization: PRMT(a, b, 0x5410) puts the low
-// halves of words a (row k) and b (row k + 1) side by side. In the interleaved order nibble p and
-// p + 4 of a word make one output register, so this merged word dequantizes to registers
-// {W[k][c], W[k+1][c]} for the columns c at nibbles 0..3 of a (the even columns 0, 2, 4, 6), and
-// PRMT(a, b, 0x7632) gives the odd columns. The zero points are merged the same way from one word
-// (both halves of a register belong to one column) and the scales are doubled up, so
-// dq4::dequantize still computes (q - z) * s with one rounding: every weight the tensor core sees
-// has the reference's bits (tests/test_host.cpp, MmaFragmentRecipe, checks this recipe on the host).
+// k of eight columns. So two rows are merged by a byte permute before dequantization, the zeros and
+// scales are merged to match, and dq4::dequantize still computes (q - z) * s with one rounding:
+// every weight the tensor core sees has the reference's bits. The recipe is in
+// support/awq_mma_fragments.hpp, which tests/test_gemv_recipe.cpp checks on the host.
 // Per merged word: 1 PRMT + 13 (fp16) or 15 (bf16) instructions for eight weights.
 //
 // Lanes: g = lane / 4 takes words 2g, 2g + 1 of the tile (columns 16g .. 16g + 15); t = lane % 4
@@ -325,23 +323,17 @@ struct group_registers {
   dq4::fragment<F, 8> scales[2][2];
 };
 
-// Selectors of the merged words: low halves (nibbles 0..3: even columns) or high halves (odd).
-constexpr unsigned even_columns = 0x5410, odd_columns = 0x7632;
-
 template <format F>
 __device__ group_registers<F> prepare_group(const group_loads& l) {
   group_registers<F> p;
   const std::uint32_t zeros[2] = {l.zeros.x, l.zeros.y};
 #pragma unroll
   for (int w = 0; w < 2; ++w) {
-    p.zero[w][0] = dq4::prepare_zeros<F, dq4::zeros::awq, dq4::order::interleaved>(__byte_perm(zeros[w], zeros[w], even_columns));
-    p.zero[w][1] = dq4::prepare_zeros<F, dq4::zeros::awq, dq4::order::interleaved>(__byte_perm(zeros[w], zeros[w], odd_columns));
-    const std::uint32_t s[4] = {l.scales[w].x, l.scales[w].y, l.scales[w].z, l.scales[w].w};
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {  // register j of the scales holds columns 2j (low) and 2j + 1
-      p.scales[w][0].regs[j] = __byte_perm(s[j], s[j], 0x1010);
-      p.scales[w][1].regs[j] = __byte_perm(s[j], s[j], 0x3232);
-    }
+    p.zero[w][0] = dq4_gemv::merged_zeros<F, 0>(zeros[w]);
+    p.zero[w][1] = dq4_gemv::merged_zeros<F, 1>(zeros[w]);
+    const dq4::fragment<F, 8> s{{l.scales[w].x, l.scales[w].y, l.scales[w].z, l.scales[w].w}};
+    p.scales[w][0] = dq4_gemv::doubled_scales<F, 0>(s);
+    p.scales[w][1] = dq4_gemv::doubled_scales<F, 1>(s);
   }
   return p;
 }
@@ -354,11 +346,10 @@ __device__ void multiply_step(const step_loads& s, const group_registers<F>& p, 
   for (int w = 0; w < 2; ++w) {
     const std::uint32_t r0 = w == 0 ? s.rows[0].x : s.rows[0].y, r1 = w == 0 ? s.rows[1].x : s.rows[1].y;
     const std::uint32_t r2 = w == 0 ? s.rows[2].x : s.rows[2].y, r3 = w == 0 ? s.rows[3].x : s.rows[3].y;
-    using dq4::order;
-    const auto even01 = dq4::dequantize<F, order::interleaved>(__byte_perm(r0, r1, even_columns), p.zero[w][0], p.scales[w][0]);
-    const auto odd01 = dq4::dequantize<F, order::interleaved>(__byte_perm(r0, r1, odd_columns), p.zero[w][1], p.scales[w][1]);
-    const auto even23 = dq4::dequantize<F, order::interleaved>(__byte_perm(r2, r3, even_columns), p.zero[w][0], p.scales[w][0]);
-    const auto odd23 = dq4::dequantize<F, order::interleaved>(__byte_perm(r2, r3, odd_columns), p.zero[w][1], p.scales[w][1]);
+    const auto even01 = dq4_gemv::column_pairs<F, 0>(r0, r1, p.zero[w][0], p.scales[w][0]);
+    const auto odd01 = dq4_gemv::column_pairs<F, 1>(r0, r1, p.zero[w][1], p.scales[w][1]);
+    const auto even23 = dq4_gemv::column_pairs<F, 0>(r2, r3, p.zero[w][0], p.scales[w][0]);
+    const auto odd23 = dq4_gemv::column_pairs<F, 1>(r2, r3, p.zero[w][1], p.scales[w][1]);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const std::uint32_t a[4] = {even01.regs[j], odd01.regs[j], even23.regs[j], odd23.regs[j]};
@@ -1076,12 +1067,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::FILE* csv = dq4_support::open_output(csv_path);  // a path that cannot be written stops the run first
   cudaDeviceProp prop{};  // bf16 tensor cores and cp.async: sm_80
   if (!dq4_support::device_at_least(80, "the GEMV example has nothing to run", prop)) return 0;
   cublasHandle_t handle;
   check(cublasCreate(&handle), "cublasCreate");
   const double copy_gbs = quick ? 1.0 : copy_bandwidth_gbs();
-  FILE* csv = csv_path != nullptr ? std::fopen(csv_path, "w") : nullptr;
   if (csv != nullptr) {
     std::fprintf(csv, "device,format,k,n,batch,dq4_gemv_us,cublas_us,speedup,dq4_gbs,dq4_fraction_of_copy,copy_gbs,"
                       "bulk_dequantize_us,bulk_dequantize_gbs,bulk_fraction_of_copy,dq4_chained_us,dq4_chained_fraction_of_copy\n");
@@ -1095,7 +1086,7 @@ int main(int argc, char** argv) {
     ok = run_shape<format::fp16>(s, quick, handle, copy_gbs, csv, prop) && ok;
     ok = run_shape<format::bf16>(s, quick, handle, copy_gbs, csv, prop) && ok;
   }
-  if (csv != nullptr) std::fclose(csv);
+  dq4_support::close_output(csv, csv_path);
   check(cublasDestroy(handle), "cublasDestroy");
   std::printf(ok ? "OK\n" : "FAILED\n");
   return ok ? 0 : 1;

@@ -1,57 +1,95 @@
 // SPDX-License-Identifier: Apache-2.0
-// The dequantization paths, for tests that check each one the same way.
+// The dequantization paths as GoogleTest type lists, so that every typed test runs once per path and
+// its CTest entry (gtest_discover_tests) names the path.
 #pragma once
 
 #include <dq4/dq4.cuh>
 
+#include <gtest/gtest.h>
+
+#include <string>
+
 namespace dq4_test {
+
+inline std::string format_name(dq4::format f) {
+  return f == dq4::format::fp16 ? "fp16" : f == dq4::format::bf16 ? "bf16" : "fp32";
+}
+inline std::string order_name(dq4::order o) { return o == dq4::order::interleaved ? "interleaved" : "sequential"; }
+inline std::string zeros_name(dq4::zeros z) {
+  switch (z) {
+    case dq4::zeros::awq: return "awq";
+    case dq4::zeros::gptq_v2: return "gptq_v2";
+    case dq4::zeros::gptq_v1: return "gptq_v1";
+    case dq4::zeros::gptq_v1_wrap: return "gptq_v1_wrap";
+    case dq4::zeros::gptq_v1_no_wrap: return "gptq_v1_no_wrap";
+  }
+  return "unknown";
+}
 
 template <dq4::format F, dq4::encoding E, dq4::order O>
 struct path {
   static constexpr dq4::format format = F;
   static constexpr dq4::encoding encoding = E;
   static constexpr dq4::order order = O;
+  static std::string name() { return format_name(F) + "_" + dq4::detail::encoding_name(E) + "_" + order_name(O); }
 };
 
-template <dq4::format F, class Fn>
-void for_each_order_and_encoding(Fn&& f) {
-  f(path<F, dq4::encoding::u4, dq4::order::interleaved>{});
-  f(path<F, dq4::encoding::u4b8, dq4::order::interleaved>{});
-  f(path<F, dq4::encoding::s4, dq4::order::interleaved>{});
-  f(path<F, dq4::encoding::u4, dq4::order::sequential>{});
-  f(path<F, dq4::encoding::u4b8, dq4::order::sequential>{});
-  f(path<F, dq4::encoding::s4, dq4::order::sequential>{});
-  if constexpr (F != dq4::format::fp32) {
-    f(path<F, dq4::encoding::e2m1, dq4::order::interleaved>{});
-    f(path<F, dq4::encoding::e2m1, dq4::order::sequential>{});
-  }
-}
-
-// Calls f(path<F, E, O>{}) for every format, encoding and order dq4 supports (22 paths); f reads
-// them as decltype(p)::format etc.
-template <class Fn>
-void for_each_path(Fn&& f) {
-  for_each_order_and_encoding<dq4::format::fp16>(f);
-  for_each_order_and_encoding<dq4::format::bf16>(f);
-  for_each_order_and_encoding<dq4::format::fp32>(f);
-}
-
-// The zero-point conventions, for tests that check each one the same way.
 template <dq4::format F, dq4::zeros Z, dq4::order O>
 struct zero_path {
   static constexpr dq4::format format = F;
   static constexpr dq4::zeros zeros = Z;
   static constexpr dq4::order order = O;
+  static std::string name() { return format_name(F) + "_" + zeros_name(Z) + "_" + order_name(O); }
 };
 
-template <dq4::format F, class Fn>
-void for_each_zero_path(Fn&& f) {
-  f(zero_path<F, dq4::zeros::awq, dq4::order::interleaved>{});
-  f(zero_path<F, dq4::zeros::gptq_v1, dq4::order::interleaved>{});
-  f(zero_path<F, dq4::zeros::gptq_v2, dq4::order::interleaved>{});
-  f(zero_path<F, dq4::zeros::awq, dq4::order::sequential>{});
-  f(zero_path<F, dq4::zeros::gptq_v1, dq4::order::sequential>{});
-  f(zero_path<F, dq4::zeros::gptq_v2, dq4::order::sequential>{});
-}
+// Each path is a named type, so that GoogleTest lists it by name and gtest_discover_tests makes
+// CTest entries such as GpuPath.UnscaledEveryWord32Bit<dq4_test::fp16_u4_interleaved>.
+#define DQ4_TEST_PATH(F, E, O) \
+  struct F##_##E##_##O : path<dq4::format::F, dq4::encoding::E, dq4::order::O> {};
+#define DQ4_TEST_ZERO_PATH(F, Z, O) \
+  struct F##_##Z##_##O : zero_path<dq4::format::F, dq4::zeros::Z, dq4::order::O> {};
+#define DQ4_TEST_FORMAT_PATHS(F)                                                                               \
+  DQ4_TEST_PATH(F, u4, interleaved) DQ4_TEST_PATH(F, u4b8, interleaved) DQ4_TEST_PATH(F, s4, interleaved)      \
+  DQ4_TEST_PATH(F, u4, sequential) DQ4_TEST_PATH(F, u4b8, sequential) DQ4_TEST_PATH(F, s4, sequential)         \
+  DQ4_TEST_ZERO_PATH(F, awq, interleaved) DQ4_TEST_ZERO_PATH(F, gptq_v2, interleaved)                          \
+  DQ4_TEST_ZERO_PATH(F, gptq_v1_wrap, interleaved) DQ4_TEST_ZERO_PATH(F, gptq_v1_no_wrap, interleaved)         \
+  DQ4_TEST_ZERO_PATH(F, awq, sequential) DQ4_TEST_ZERO_PATH(F, gptq_v2, sequential)                            \
+  DQ4_TEST_ZERO_PATH(F, gptq_v1, sequential) DQ4_TEST_ZERO_PATH(F, gptq_v1_wrap, sequential)                   \
+  DQ4_TEST_ZERO_PATH(F, gptq_v1_no_wrap, sequential)
+DQ4_TEST_FORMAT_PATHS(fp16)
+DQ4_TEST_FORMAT_PATHS(bf16)
+DQ4_TEST_FORMAT_PATHS(fp32)
+DQ4_TEST_PATH(fp16, e2m1, interleaved)
+DQ4_TEST_PATH(fp16, e2m1, sequential)
+DQ4_TEST_PATH(bf16, e2m1, interleaved)
+DQ4_TEST_PATH(bf16, e2m1, sequential)
+#undef DQ4_TEST_FORMAT_PATHS
+#undef DQ4_TEST_ZERO_PATH
+#undef DQ4_TEST_PATH
+
+/// The integer paths of fp32 (the encodings and orders every format has).
+using integer_paths_fp32 = ::testing::Types<fp32_u4_interleaved, fp32_u4b8_interleaved, fp32_s4_interleaved,
+                                            fp32_u4_sequential, fp32_u4b8_sequential, fp32_s4_sequential>;
+
+/// Every format, encoding and order dq4 dequantizes (22 paths).
+using all_paths = ::testing::Types<
+    fp16_u4_interleaved, fp16_u4b8_interleaved, fp16_s4_interleaved, fp16_u4_sequential, fp16_u4b8_sequential,
+    fp16_s4_sequential, fp16_e2m1_interleaved, fp16_e2m1_sequential,  //
+    bf16_u4_interleaved, bf16_u4b8_interleaved, bf16_s4_interleaved, bf16_u4_sequential, bf16_u4b8_sequential,
+    bf16_s4_sequential, bf16_e2m1_interleaved, bf16_e2m1_sequential,  //
+    fp32_u4_interleaved, fp32_u4b8_interleaved, fp32_s4_interleaved, fp32_u4_sequential, fp32_u4b8_sequential,
+    fp32_s4_sequential>;
+
+/// Every zero-point convention in every order it has (gptq_v1: sequential only), every format (27).
+using all_zero_paths = ::testing::Types<
+    fp16_awq_interleaved, fp16_gptq_v2_interleaved, fp16_gptq_v1_wrap_interleaved, fp16_gptq_v1_no_wrap_interleaved,
+    fp16_awq_sequential, fp16_gptq_v2_sequential, fp16_gptq_v1_sequential, fp16_gptq_v1_wrap_sequential,
+    fp16_gptq_v1_no_wrap_sequential,  //
+    bf16_awq_interleaved, bf16_gptq_v2_interleaved, bf16_gptq_v1_wrap_interleaved, bf16_gptq_v1_no_wrap_interleaved,
+    bf16_awq_sequential, bf16_gptq_v2_sequential, bf16_gptq_v1_sequential, bf16_gptq_v1_wrap_sequential,
+    bf16_gptq_v1_no_wrap_sequential,  //
+    fp32_awq_interleaved, fp32_gptq_v2_interleaved, fp32_gptq_v1_wrap_interleaved, fp32_gptq_v1_no_wrap_interleaved,
+    fp32_awq_sequential, fp32_gptq_v2_sequential, fp32_gptq_v1_sequential, fp32_gptq_v1_wrap_sequential,
+    fp32_gptq_v1_no_wrap_sequential>;
 
 }  // namespace dq4_test

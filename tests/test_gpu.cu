@@ -2,7 +2,9 @@
 // Every device fast path against its reference, bit for bit, on the GPU: every unscaled path over all
 // 2^32 words (and all 2^32 values of each word of the 128-bit form); every scaled and zero-point path
 // over every fp16 / bf16 scale pattern (all 2^32 fp32 patterns) with every weight nibble and (q, z)
-// pair, and over all 2^32 words with eight fixed, different scales and zeros (lanes do not mix).
+// pair, and over all 2^32 words with eight fixed, different scales and zeros (lanes do not mix);
+// every zero-point reading over all 2^32 zeros words; zero points prepared on the host and used on
+// the device. Each test runs once per path (typed tests), so a failure names its path.
 // Built twice: for the real targets, and as compute_75 PTX that the driver compiles for the GPU at
 // hand, which runs the code paths of sm_75 (bf16 through fp32, the reference for bf16 scales).
 // Without a usable GPU every test here skips and says why.
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "paths.hpp"
+#include "support/cuda_support.cuh"
 
 namespace {
 
@@ -41,42 +44,28 @@ using dq4::order;
     DQ4_CUDA_OK(cudaDeviceSynchronize()); \
   } while (0)
 
-// Why the GPU tests cannot run here, or an empty string when they can.
-std::string reason_to_skip() {
-  int count = 0;
-  const cudaError_t status = cudaGetDeviceCount(&count);
-  if (status != cudaSuccess || count == 0) {
-    return std::string("no CUDA device (") + cudaGetErrorString(status) +
-           "): the GPU tests need one; the CPU tests prove the algorithm on the host";
-  }
-  cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return "cudaGetDeviceProperties failed";
-  if (prop.major * 10 + prop.minor < 75) {
-    return "device 0 is sm_" + std::to_string(prop.major * 10 + prop.minor) + ": dq4 supports sm_75 and newer";
-  }
-  return {};
-}
-
-#define DQ4_REQUIRE_GPU()                                   \
-  do {                                                      \
-    const std::string reason_ = reason_to_skip();           \
-    if (!reason_.empty()) GTEST_SKIP() << reason_;          \
+#define DQ4_REQUIRE_GPU()                                                                             \
+  do {                                                                                                \
+    cudaDeviceProp prop_{};                                                                           \
+    const std::string reason_ = dq4_support::why_no_device(75, prop_);                                \
+    if (!reason_.empty()) GTEST_SKIP() << reason_ << ": the CPU tests prove the algorithm on the host"; \
   } while (0)
 
-// log2 of the number of indices swept: the path's own count unless DQ4_SWEEP_LOG2 asks for fewer (for
-// slow tools such as compute-sanitizer). The sweep size is printed with every result.
-int sweep_log2(int path_log2) {
+// log2 of the number of indices swept: the path's own count, or fewer when DQ4_SWEEP_LOG2 asks (for
+// slow tools such as compute-sanitizer). DQ4_SWEEP_LOG2 must be an integer from 16 to 32 (the
+// canary needs 2^16 indices); anything else is an error, not a silent default.
+bool sweep_log2(int path_log2, int& log2, std::string& error) {
   const char* env = std::getenv("DQ4_SWEEP_LOG2");
-  const int n = env != nullptr ? std::atoi(env) : 32;
-  return n >= 8 && n < path_log2 ? n : path_log2;
-}
-
-std::string format_name(dq4::format f) {
-  return f == dq4::format::fp16 ? "fp16" : f == dq4::format::bf16 ? "bf16" : "fp32";
-}
-std::string order_name(order o) { return o == order::interleaved ? "interleaved" : "sequential"; }
-std::string zeros_name(dq4::zeros z) {
-  return z == dq4::zeros::awq ? "awq" : z == dq4::zeros::gptq_v1 ? "gptq_v1" : "gptq_v2";
+  log2 = path_log2;
+  if (env == nullptr) return true;
+  char* end = nullptr;
+  const long n = std::strtol(env, &end, 10);
+  if (end == env || *end != '\0' || n < 16 || n > 32) {
+    error = std::string("DQ4_SWEEP_LOG2=") + env + " is not an integer from 16 to 32";
+    return false;
+  }
+  log2 = std::min(path_log2, static_cast<int>(n));
+  return true;
 }
 
 template <dq4::format F>
@@ -93,7 +82,7 @@ struct unscaled_path {
   static constexpr int registers = Words * registers_of<F>;
   static constexpr int log2_count = 32;
   static std::string name() {
-    return format_name(F) + " " + dq4::detail::encoding_name(E) + " " + order_name(O) + (Words == 1 ? " 32-bit" : " 128-bit");
+    return dq4_test::format_name(F) + " " + dq4::detail::encoding_name(E) + " " + dq4_test::order_name(O) + (Words == 1 ? " 32-bit" : " 128-bit");
   }
   // Four bijections of the 32-bit index, so each input word of the 128-bit form sees all 2^32 values.
   __host__ __device__ static void inputs(std::uint32_t i, std::uint32_t (&w)[Words]) {
@@ -121,22 +110,12 @@ struct unscaled_path {
   }
 };
 
-// Eight different scales for the sweeps that keep the scales fixed (a lane that read its neighbour's
-// scale or zero would show): 1, a negative, the smallest subnormal, the largest finite value, two
-// inexact fractions, -2 and the smallest normal.
-template <dq4::format F>
-__host__ __device__ dq4::fragment<F, 8> lane_scales() {
-  const std::uint32_t fp16[8] = {0x3C00, 0xB555, 0x0001, 0x7BFF, 0x2E66, 0xC000, 0x0400, 0x3555};
-  const std::uint32_t bf16[8] = {0x3F80, 0xBEAB, 0x0001, 0x7F7F, 0x3DCD, 0xC000, 0x0080, 0x3EAB};
-  const std::uint32_t fp32[8] = {0x3F800000, 0xBEAAAAAB, 0x00000001, 0x7F7FFFFF,
-                                 0x3DCCCCCD, 0xC0000000, 0x00800000, 0x3EAAAAAB};
-  return dq4::reference::assemble<F>(F == dq4::format::fp16 ? fp16 : F == dq4::format::bf16 ? bf16 : fp32);
-}
-constexpr std::uint32_t lane_zeros = 0x2F8E5B4Cu;  // eight different stored zeros, 15 and 0 among them
+using dq4_support::eight_scales;
+using dq4_support::eight_zeros;
 
 // Scale sweeps: index i selects a scale (every 16-bit pattern, or every fp32 pattern) and a few
-// words that put every weight nibble (or (q, stored zero) pair) under it. Word sweeps (AllScales
-// false): every 32-bit word with lane_scales and lane_zeros.
+// words that put every weight nibble (or (q, stored zero) pair) under it. Word sweeps: every 32-bit
+// word with eight_scales (and eight_zeros).
 template <dq4::format F, int WordsPerScale>
 __host__ __device__ std::uint32_t scale_of(std::uint32_t i) {
   return F == dq4::format::fp32 ? i : i / WordsPerScale;
@@ -144,15 +123,22 @@ __host__ __device__ std::uint32_t scale_of(std::uint32_t i) {
 template <dq4::format F, int WordsPerScale>
 constexpr int scale_sweep_log2 = F == dq4::format::fp32 ? 32 : 16 + (WordsPerScale == 32 ? 5 : 1);
 
-template <dq4::format F, dq4::zeros Z, order O, bool AllScales>
+// What a zero-point sweep varies: every (q, stored zero) pair under every scale; every weight word
+// with eight_zeros and eight_scales; every zeros word with varied weights and eight_scales.
+enum class zero_sweep { pairs_and_scales, weight_words, zeros_words };
+
+template <dq4::format F, dq4::zeros Z, order O, zero_sweep Sweep>
 struct zero_point_path {
   static constexpr int registers = registers_of<F>;
-  static constexpr int log2_count = AllScales ? scale_sweep_log2<F, 32> : 32;
+  static constexpr int log2_count = Sweep == zero_sweep::pairs_and_scales ? scale_sweep_log2<F, 32> : 32;
   static std::string name() {
-    return format_name(F) + " " + zeros_name(Z) + " " + order_name(O) + (AllScales ? " every scale" : " every word");
+    return dq4_test::format_name(F) + " " + dq4_test::zeros_name(Z) + " " + dq4_test::order_name(O) +
+           (Sweep == zero_sweep::pairs_and_scales ? " every scale"
+            : Sweep == zero_sweep::weight_words   ? " every word"
+                                                  : " every zeros word");
   }
   __host__ __device__ static void inputs(std::uint32_t i, std::uint32_t& w, std::uint32_t& z, dq4::fragment<F, 8>& s) {
-    if constexpr (AllScales) {
+    if constexpr (Sweep == zero_sweep::pairs_and_scales) {
       // pair index 8k + p (q = low nibble, stored zero = high nibble) at nibble p of pair k = i % 32
       w = z = 0;
       for (unsigned p = 0; p < 8; ++p) {
@@ -161,10 +147,14 @@ struct zero_point_path {
         z |= (pair >> 4) << (4 * p);
       }
       s = dq4::splat<F>(scale_of<F, 32>(i));
-    } else {
+    } else if constexpr (Sweep == zero_sweep::weight_words) {
       w = i;
-      z = lane_zeros;
-      s = lane_scales<F>();
+      z = eight_zeros;
+      s = eight_scales<F>();
+    } else {
+      w = i * 0x9E3779B1u;  // a bijection: weights vary with the zeros word
+      z = i;
+      s = eight_scales<F>();
     }
   }
   __device__ static void fast(std::uint32_t i, std::uint32_t* out) {
@@ -187,7 +177,7 @@ struct scaled_path {
   static constexpr int registers = registers_of<F>;
   static constexpr int log2_count = AllScales ? scale_sweep_log2<F, 2> : 32;
   static std::string name() {
-    return format_name(F) + " " + dq4::detail::encoding_name(E) + " " + order_name(O) + " scaled" +
+    return dq4_test::format_name(F) + " " + dq4::detail::encoding_name(E) + " " + dq4_test::order_name(O) + " scaled" +
            (AllScales ? " every scale" : " every word");
   }
   __host__ __device__ static void inputs(std::uint32_t i, std::uint32_t& w, dq4::fragment<F, 8>& s) {
@@ -196,7 +186,7 @@ struct scaled_path {
       s = dq4::splat<F>(scale_of<F, 2>(i));
     } else {
       w = i;
-      s = lane_scales<F>();
+      s = eight_scales<F>();
     }
   }
   __device__ static void fast(std::uint32_t i, std::uint32_t* out) {
@@ -313,8 +303,10 @@ void describe_mismatch(std::uint32_t i, std::string& text) {
 
 template <class Path>
 void expect_exhaustively_equal() {
+  int log2 = 0;
+  std::string error;
+  ASSERT_TRUE(sweep_log2(Path::log2_count, log2, error)) << error;  // checked with or without a GPU
   DQ4_REQUIRE_GPU();
-  const int log2 = sweep_log2(Path::log2_count);
   const std::uint64_t count = std::uint64_t{1} << log2;
   sweep_result result{};
   ASSERT_NO_FATAL_FAILURE(run_sweep<Path>(count, result));
@@ -328,58 +320,43 @@ void expect_exhaustively_equal() {
               result.counters.mismatches, result.milliseconds);
 }
 
-TEST(GpuExhaustive, UnscaledEveryWord32Bit) {
-  dq4_test::for_each_path([](auto p) {
-    using P = decltype(p);
-    expect_exhaustively_equal<unscaled_path<P::format, P::encoding, P::order, 1>>();
-  });
+template <class P>
+class GpuPath : public ::testing::Test {};
+TYPED_TEST_SUITE(GpuPath, dq4_test::all_paths);
+
+TYPED_TEST(GpuPath, UnscaledEveryWord32Bit) {
+  expect_exhaustively_equal<unscaled_path<TypeParam::format, TypeParam::encoding, TypeParam::order, 1>>();
+}
+TYPED_TEST(GpuPath, UnscaledEveryWord128Bit) {
+  expect_exhaustively_equal<unscaled_path<TypeParam::format, TypeParam::encoding, TypeParam::order, 4>>();
+}
+TYPED_TEST(GpuPath, ScaledEveryNibbleAndScale) {
+  expect_exhaustively_equal<scaled_path<TypeParam::format, TypeParam::encoding, TypeParam::order, true>>();
+}
+TYPED_TEST(GpuPath, ScaledEveryWordWithFixedScales) {
+  expect_exhaustively_equal<scaled_path<TypeParam::format, TypeParam::encoding, TypeParam::order, false>>();
 }
 
-TEST(GpuExhaustive, UnscaledEveryWord128Bit) {
-  dq4_test::for_each_path([](auto p) {
-    using P = decltype(p);
-    expect_exhaustively_equal<unscaled_path<P::format, P::encoding, P::order, 4>>();
-  });
-}
+template <class P>
+class GpuZeroPath : public ::testing::Test {};
+TYPED_TEST_SUITE(GpuZeroPath, dq4_test::all_zero_paths);
 
-TEST(GpuExhaustive, ZeroPointEveryPairAndScale) {
-  const auto each = [](auto p) {
-    using P = decltype(p);
-    expect_exhaustively_equal<zero_point_path<P::format, P::zeros, P::order, true>>();
-  };
-  dq4_test::for_each_zero_path<dq4::format::fp16>(each);
-  dq4_test::for_each_zero_path<dq4::format::bf16>(each);
-  dq4_test::for_each_zero_path<dq4::format::fp32>(each);
+TYPED_TEST(GpuZeroPath, EveryPairAndScale) {
+  expect_exhaustively_equal<zero_point_path<TypeParam::format, TypeParam::zeros, TypeParam::order, zero_sweep::pairs_and_scales>>();
 }
-
-TEST(GpuExhaustive, ZeroPointEveryWordWithFixedScalesAndZeros) {
-  const auto each = [](auto p) {
-    using P = decltype(p);
-    expect_exhaustively_equal<zero_point_path<P::format, P::zeros, P::order, false>>();
-  };
-  dq4_test::for_each_zero_path<dq4::format::fp16>(each);
-  dq4_test::for_each_zero_path<dq4::format::bf16>(each);
-  dq4_test::for_each_zero_path<dq4::format::fp32>(each);
+TYPED_TEST(GpuZeroPath, EveryWordWithFixedScalesAndZeros) {
+  expect_exhaustively_equal<zero_point_path<TypeParam::format, TypeParam::zeros, TypeParam::order, zero_sweep::weight_words>>();
 }
-
-TEST(GpuExhaustive, ScaledEveryNibbleAndScale) {
-  dq4_test::for_each_path([](auto p) {
-    using P = decltype(p);
-    expect_exhaustively_equal<scaled_path<P::format, P::encoding, P::order, true>>();
-  });
-}
-
-TEST(GpuExhaustive, ScaledEveryWordWithFixedScales) {
-  dq4_test::for_each_path([](auto p) {
-    using P = decltype(p);
-    expect_exhaustively_equal<scaled_path<P::format, P::encoding, P::order, false>>();
-  });
+TYPED_TEST(GpuZeroPath, EveryZerosWord) {
+  expect_exhaustively_equal<zero_point_path<TypeParam::format, TypeParam::zeros, TypeParam::order, zero_sweep::zeros_words>>();
 }
 
 // The sweep can fail, and reports the count and the first mismatch exactly.
 TEST(GpuCanary, BrokenPathIsCaughtWithCountAndFirstWord) {
+  int log2 = 0;
+  std::string error;
+  ASSERT_TRUE(sweep_log2(32, log2, error)) << error;
   DQ4_REQUIRE_GPU();
-  const int log2 = sweep_log2(32);
   sweep_result result{};
   ASSERT_NO_FATAL_FAILURE(run_sweep<broken_path>(std::uint64_t{1} << log2, result));
   EXPECT_EQ(result.counters.mismatches, std::uint64_t{1} << (log2 - 16));
@@ -396,7 +373,7 @@ template <dq4::format F, encoding E, order O>
 __global__ void reference_kernel(const std::uint32_t* words, std::size_t n, std::uint32_t* out) {
   const std::size_t i = std::size_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  store<F>(dq4::reference::dequantize<F, E, O>(words[i], lane_scales<F>()), out + registers_of<F> * i);
+  store<F>(dq4::reference::dequantize<F, E, O>(words[i], eight_scales<F>()), out + registers_of<F> * i);
 }
 
 template <dq4::format F, encoding E, order O>
@@ -420,18 +397,85 @@ void expect_device_reference_matches_host() {
   DQ4_CUDA_OK(cudaFree(d_out));
   for (std::size_t i = 0; i < n; ++i) {
     std::uint32_t host[8];
-    store<F>(dq4::reference::dequantize<F, E, O>(words[i], lane_scales<F>()), host);
+    store<F>(dq4::reference::dequantize<F, E, O>(words[i], eight_scales<F>()), host);
     for (std::size_t k = 0; k < per_word; ++k)
       ASSERT_EQ(out[per_word * i + k], host[k]) << "word 0x" << std::hex << words[i] << " register " << k;
   }
 }
 
-TEST(GpuReference, DeviceAndHostReferencesAgree) {
+TYPED_TEST(GpuPath, DeviceAndHostReferencesAgree) {
   DQ4_REQUIRE_GPU();
-  dq4_test::for_each_path([](auto p) {
-    using P = decltype(p);
-    expect_device_reference_matches_host<P::format, P::encoding, P::order>();
-  });
+  expect_device_reference_matches_host<TypeParam::format, TypeParam::encoding, TypeParam::order>();
+}
+
+// Zero points prepared on the host, copied to the device and used there: the device's own
+// preparation gives the same registers, bit for bit, and dequantize gives the reference's bits.
+// The zeros words: every 16-bit pattern in the low half with a scrambled copy in the high half, and
+// each nibble value in all eight nibbles.
+__host__ __device__ std::uint32_t host_prepared_weights(std::size_t i, int k) {
+  return k == 0 ? static_cast<std::uint32_t>(i) * 0x9E3779B1u : 0xFEDCBA98u ^ static_cast<std::uint32_t>(i);
+}
+
+template <dq4::format F, dq4::zeros Z, order O>
+__global__ void host_prepared_kernel(const std::uint32_t* zeros_words, const dq4::zero_point<F, O>* host_prepared,
+                                     std::size_t n, std::uint32_t* device_prepared, std::uint32_t* out) {
+  const std::size_t i = std::size_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const dq4::zero_point<F, O> mine = dq4::prepare_zeros<F, Z, O>(zeros_words[i]);
+  for (int r = 0; r < registers_of<F>; ++r) device_prepared[registers_of<F> * i + r] = mine.regs[r];
+  for (int k = 0; k < 2; ++k) {
+    store<F>(dq4::dequantize<F, O>(host_prepared_weights(i, k), host_prepared[i], eight_scales<F>()),
+             out + registers_of<F> * (2 * i + static_cast<std::size_t>(k)));
+  }
+}
+
+TYPED_TEST(GpuZeroPath, PreparedOnTheHostUsedOnTheDevice) {
+  DQ4_REQUIRE_GPU();
+  constexpr dq4::format F = TypeParam::format;
+  constexpr dq4::zeros Z = TypeParam::zeros;
+  constexpr order O = TypeParam::order;
+  constexpr std::size_t per_zero = registers_of<F>;
+  std::vector<std::uint32_t> zeros_words;
+  for (std::uint32_t v = 0; v < 65536; ++v) zeros_words.push_back(v | ((v * 40503u) & 0xFFFFu) << 16);
+  for (std::uint32_t v = 0; v < 16; ++v) zeros_words.push_back(v * 0x11111111u);
+  const std::size_t n = zeros_words.size();
+  std::vector<dq4::zero_point<F, O>> prepared;
+  for (const std::uint32_t z : zeros_words) prepared.push_back(dq4::prepare_zeros<F, Z, O>(z));
+  std::uint32_t *d_zeros = nullptr, *d_device_prepared = nullptr, *d_out = nullptr;
+  dq4::zero_point<F, O>* d_prepared = nullptr;
+  DQ4_CUDA_OK(cudaMalloc(&d_zeros, n * sizeof(std::uint32_t)));
+  DQ4_CUDA_OK(cudaMalloc(&d_prepared, n * sizeof(dq4::zero_point<F, O>)));
+  DQ4_CUDA_OK(cudaMalloc(&d_device_prepared, n * per_zero * sizeof(std::uint32_t)));
+  DQ4_CUDA_OK(cudaMalloc(&d_out, 2 * n * per_zero * sizeof(std::uint32_t)));
+  DQ4_CUDA_OK(cudaMemcpy(d_zeros, zeros_words.data(), n * sizeof(std::uint32_t), cudaMemcpyHostToDevice));
+  DQ4_CUDA_OK(cudaMemcpy(d_prepared, prepared.data(), n * sizeof(dq4::zero_point<F, O>), cudaMemcpyHostToDevice));
+  DQ4_CUDA_OK(cudaMemset(d_device_prepared, 0xEE, n * per_zero * sizeof(std::uint32_t)));  // poison
+  DQ4_CUDA_OK(cudaMemset(d_out, 0xEE, 2 * n * per_zero * sizeof(std::uint32_t)));
+  host_prepared_kernel<F, Z, O><<<static_cast<unsigned>((n + 255) / 256), 256>>>(d_zeros, d_prepared, n, d_device_prepared, d_out);
+  DQ4_LAUNCH_OK();
+  std::vector<std::uint32_t> device_prepared(n * per_zero), out(2 * n * per_zero);
+  DQ4_CUDA_OK(cudaMemcpy(device_prepared.data(), d_device_prepared, device_prepared.size() * sizeof(std::uint32_t),
+                         cudaMemcpyDeviceToHost));
+  DQ4_CUDA_OK(cudaMemcpy(out.data(), d_out, out.size() * sizeof(std::uint32_t), cudaMemcpyDeviceToHost));
+  DQ4_CUDA_OK(cudaFree(d_zeros));
+  DQ4_CUDA_OK(cudaFree(d_prepared));
+  DQ4_CUDA_OK(cudaFree(d_device_prepared));
+  DQ4_CUDA_OK(cudaFree(d_out));
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t r = 0; r < per_zero; ++r) {
+      ASSERT_EQ(device_prepared[per_zero * i + r], prepared[i].regs[r])
+          << "zeros word 0x" << std::hex << zeros_words[i] << " register " << r;
+    }
+    for (int k = 0; k < 2; ++k) {
+      const std::uint32_t word = host_prepared_weights(i, k);
+      std::uint32_t expected[8];
+      store<F>(dq4::reference::dequantize<F, Z, O>(word, zeros_words[i], eight_scales<F>()), expected);
+      for (std::size_t r = 0; r < per_zero; ++r) {
+        ASSERT_EQ(out[per_zero * (2 * i + static_cast<std::size_t>(k)) + r], expected[r])
+            << "zeros word 0x" << std::hex << zeros_words[i] << " word 0x" << word;
+      }
+    }
+  }
 }
 
 // fragment::half2(i) and bfloat162(i) hand out register i unchanged, elements 2i (low) and 2i+1 (high).

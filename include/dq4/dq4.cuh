@@ -52,7 +52,18 @@
 // the tests hold each fast path to it over all 2^32 words and, for scales, over every scale value.
 // The header compiles with a plain host C++17 compiler; host code, and device targets without the
 // arithmetic a fast path needs (see dequantize below), run the reference, giving the same bits.
+// Checkpoint readers (AWQ, GPTQ) are host code with their own header, <dq4/checkpoint.hpp>.
 #pragma once
+
+#if defined(_MSVC_LANG)
+#define DQ4_DETAIL_CPLUSPLUS _MSVC_LANG
+#else  // !defined(_MSVC_LANG)
+#define DQ4_DETAIL_CPLUSPLUS __cplusplus
+#endif  // defined(_MSVC_LANG)
+#if DQ4_DETAIL_CPLUSPLUS < 201703L
+#error "dq4 needs C++17 or newer: compile with -std=c++17 (nvcc: -std=c++17, also with -ccbin clang++)"
+#endif  // DQ4_DETAIL_CPLUSPLUS < 201703L
+#undef DQ4_DETAIL_CPLUSPLUS
 
 #include <array>
 #include <cstddef>
@@ -62,7 +73,6 @@
 #include <string>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
@@ -91,11 +101,19 @@ enum class order {
 /// The output number format.
 enum class format { fp16, bf16, fp32 };
 
-/// How a stored 4-bit zero point n gives the zero z in w = (q - z) * s.
+/// How the stored 4-bit zero points of a zeros word give the zeros z in w = (q - z) * s. GPTQ v1
+/// checkpoints store z - 1, and their writers and readers disagree on how (see the README's table):
+/// the three gptq_v1 readings differ only where a stored nibble is 15.
 enum class zeros {
-  awq,      ///< z = n (zeros packed like the weights, interleaved order)
-  gptq_v1,  ///< z = n + 1: GPTQ v1 checkpoints store z - 1 (z = 1..16; n = 15 is z = 16, no wrap)
-  gptq_v2,  ///< z = n (GPTQ v2 / GPTQModel format, sequential order)
+  awq,      ///< z = n (AutoAWQ: zeros packed like the weights, interleaved order)
+  gptq_v2,  ///< z = n (GPTQ v2, GPTQModel's internal format)
+  /// GPTQ v1 as its word-level writers wrote it (GPTQModel's v2-to-v1 export, AutoAWQ's conversion):
+  /// z = nibble of (word + 0x11111111) mod 2^32, the exact inverse of their word subtraction, with
+  /// its borrows. The word is read as GPTQ stores it, in sequential order (the carries run from
+  /// column j to column j + 1), so it has no interleaved form.
+  gptq_v1,
+  gptq_v1_wrap,     ///< GPTQ v1 per nibble, z = (n + 1) mod 16 (AutoGPTQ's CUDA and exllama kernels)
+  gptq_v1_no_wrap,  ///< GPTQ v1 per nibble, z = n + 1 in 1..16 (vLLM's GPTQ kernel, AutoGPTQ's triton)
 };
 
 inline constexpr encoding u4 = encoding::u4;
@@ -105,13 +123,64 @@ inline constexpr encoding e2m1 = encoding::e2m1;
 inline constexpr order interleaved = order::interleaved;
 inline constexpr order sequential = order::sequential;
 
-/// Smallest and largest value an integer encoding represents.
-[[nodiscard]] DQ4_HD constexpr int min_value_of(encoding e) noexcept { return e == encoding::u4 ? 0 : -8; }
-[[nodiscard]] DQ4_HD constexpr int max_value_of(encoding e) noexcept { return e == encoding::u4 ? 15 : 7; }
+namespace detail {
+
+// Whether a value of an enum names one of its enumerators (a static_cast can make others).
+[[nodiscard]] DQ4_HD constexpr bool is_valid(encoding e) noexcept {
+  return e == encoding::u4 || e == encoding::u4b8 || e == encoding::s4 || e == encoding::e2m1;
+}
+[[nodiscard]] DQ4_HD constexpr bool is_valid(order o) noexcept { return o == order::interleaved || o == order::sequential; }
+[[nodiscard]] DQ4_HD constexpr bool is_valid(format f) noexcept {
+  return f == format::fp16 || f == format::bf16 || f == format::fp32;
+}
+[[nodiscard]] DQ4_HD constexpr bool is_valid(zeros z) noexcept {
+  return z == zeros::awq || z == zeros::gptq_v2 || z == zeros::gptq_v1 || z == zeros::gptq_v1_wrap ||
+         z == zeros::gptq_v1_no_wrap;
+}
+
+// The range of an integer encoding (e2m1 is none: callers check that first).
+[[nodiscard]] DQ4_HD constexpr int lowest_integer(encoding e) noexcept { return e == encoding::u4 ? 0 : -8; }
+[[nodiscard]] DQ4_HD constexpr int highest_integer(encoding e) noexcept { return e == encoding::u4 ? 15 : 7; }
+
+/// Compile-time checks of the template arguments of a path: each names an enumerator.
+template <format F, encoding E, order O>
+struct valid_path {
+  static_assert(is_valid(F), "dq4: the format argument names no dq4::format enumerator");
+  static_assert(is_valid(E), "dq4: the encoding argument names no dq4::encoding enumerator");
+  static_assert(is_valid(O), "dq4: the order argument names no dq4::order enumerator");
+  static constexpr bool value = true;
+};
+
+/// The same for a zero-point path; gptq_v1's word add exists in GPTQ's stored (sequential) order only.
+template <format F, zeros Z, order O>
+struct valid_zero_path {
+  static_assert(is_valid(F), "dq4: the format argument names no dq4::format enumerator");
+  static_assert(is_valid(Z), "dq4: the zeros argument names no dq4::zeros enumerator");
+  static_assert(is_valid(O), "dq4: the order argument names no dq4::order enumerator");
+  static_assert(!(Z == zeros::gptq_v1 && O == order::interleaved),
+                "dq4: zeros::gptq_v1 adds 0x11111111 to the zeros word as GPTQ stores it, in sequential order "
+                "(carries run from column j to j + 1); for interleaved weights let dq4::from_gptq convert the zeros "
+                "(it stores them as z), or add 0x11111111 before reordering the word and read it as zeros::gptq_v2");
+  static constexpr bool value = true;
+};
+
+/// The range of an integer encoding E, a compile error for e2m1 (which is not an integer encoding).
 template <encoding E>
-inline constexpr int min_value = min_value_of(E);
+struct integer_range {
+  static_assert(is_valid(E), "dq4: the encoding argument names no dq4::encoding enumerator");
+  static_assert(E != encoding::e2m1, "dq4: e2m1 is not an integer encoding (its values are 0, 0.5, ..., 6 and "
+                                     "their negatives: see reference::element)");
+  static constexpr int min = lowest_integer(E);
+  static constexpr int max = highest_integer(E);
+};
+
+}  // namespace detail
+
+/// Smallest and largest value of an integer encoding (u4: 0..15; u4b8, s4: -8..7). e2m1: a compile error.
 template <encoding E>
-inline constexpr int max_value = max_value_of(E);
+inline constexpr int min_value = detail::integer_range<E>::min;
+template <encoding E>
+inline constexpr int max_value = detail::integer_range<E>::max;
 
 /// The nibble (0..7) of a packed word that output element j (0..7) comes from.
 [[nodiscard]] DQ4_HD constexpr int source_nibble(order o, int j) noexcept {
@@ -133,6 +202,7 @@ inline constexpr int max_value = max_value_of(E);
 /// float operands or MMA fragments.
 template <format F, int N>
 struct alignas(16) fragment {
+  static_assert(detail::is_valid(F), "dq4: the format argument names no dq4::format enumerator");
   static_assert(N % 8 == 0, "dq4 produces values in groups of eight");
   static constexpr int registers = N / values_per_register(F);
   std::uint32_t regs[registers];
@@ -191,21 +261,23 @@ template <format F>
 // ------------------------------------------------------------------------------------------------
 namespace reference {
 
-/// Nibble k (0..7) of a packed word.
+/// Nibble k of a packed word: bits [4k, 4k+3] of the number, so 0 for k outside 0..7.
 [[nodiscard]] DQ4_HD constexpr unsigned nibble(std::uint32_t word, int k) noexcept {
-  return (word >> (4 * k)) & 0xFu;
+  return k >= 0 && k < 8 ? (word >> (4 * k)) & 0xFu : 0u;
 }
 
-/// The integer a nibble (0..15) stands for under an integer encoding e.
-[[nodiscard]] DQ4_HD constexpr int decode(encoding e, unsigned n) noexcept {
-  const int v = static_cast<int>(n);
-  switch (e) {
-    case encoding::u4: return v;
-    case encoding::u4b8: return v - 8;
-    case encoding::s4: return v >= 8 ? v - 16 : v;
-    case encoding::e2m1: break;  // not an integer: see twice_e2m1
+/// The integer a nibble (0..15) stands for under an integer encoding E (e2m1: a compile error).
+template <encoding E>
+[[nodiscard]] DQ4_HD constexpr int decode(unsigned n) noexcept {
+  static_assert(detail::integer_range<E>::max > 0);  // E is an integer encoding
+  const int v = static_cast<int>(n & 0xFu);
+  if constexpr (E == encoding::u4) {
+    return v;
+  } else if constexpr (E == encoding::u4b8) {
+    return v - 8;
+  } else {
+    return v >= 8 ? v - 16 : v;
   }
-  return v;
 }
 
 /// Twice the magnitude of an e2m1 nibble (sign ignored): 2 * {0, 0.5, 1, 1.5, 2, 3, 4, 6}.
@@ -229,7 +301,8 @@ struct exact_number {
   return f == format::fp32 ? 0x7FFFFFFFu : 0x7FFFu;
 }
 
-/// x rounded to format f: to nearest, ties to even, with subnormals, overflow to infinity.
+/// x rounded to format f: to nearest, ties to even, with subnormals, overflow to infinity. Defined
+/// for every exact_number (any magnitude and exponent).
 [[nodiscard]] DQ4_HD constexpr std::uint32_t round_to(format f, const exact_number& x) noexcept {
   const std::uint32_t sign = x.negative ? 1u << (value_bits(f) - 1) : 0u;
   const std::uint32_t infinity = ((1u << exponent_bits(f)) - 1u) << mantissa_bits(f);
@@ -238,10 +311,13 @@ struct exact_number {
   if (x.magnitude == 0) return sign;  // a signed zero
   int top = 63;  // position of the magnitude's leading 1
   while ((x.magnitude >> top) == 0) --top;
-  const int min_exponent = 1 - exponent_bias(f);  // subnormals share the lowest binade's quantum
-  const int binade = top + x.exponent > min_exponent ? top + x.exponent : min_exponent;
+  // Exponents in 64 bits: x.exponent may be anything an int holds.
+  const long long min_exponent = 1 - exponent_bias(f);  // subnormals share the lowest binade's quantum
+  const long long leading = top + static_cast<long long>(x.exponent);
+  if (leading > exponent_bias(f)) return sign | infinity;  // at least 2^(bias+1): beyond every finite value
+  const long long binade = leading > min_exponent ? leading : min_exponent;
   // The result is a multiple of 2^(binade - M); count it in those units (`significand`).
-  const int shift = binade - mantissa_bits(f) - x.exponent;
+  const long long shift = binade - mantissa_bits(f) - x.exponent;
   std::uint64_t significand = 0;
   if (shift <= 0) {
     significand = x.magnitude << -shift;  // exact: -shift <= M - top
@@ -257,9 +333,14 @@ struct exact_number {
   return sign | (bits >= infinity ? infinity : static_cast<std::uint32_t>(bits));
 }
 
-/// Bit pattern of the integer v in format f (exact for |v| < 2^(M+1)).
+/// |v| as an unsigned number, for every int (INT_MIN included).
+[[nodiscard]] DQ4_HD constexpr std::uint64_t magnitude_of(int v) noexcept {
+  return v < 0 ? std::uint64_t{0} - static_cast<std::uint64_t>(static_cast<std::int64_t>(v)) : static_cast<std::uint64_t>(v);
+}
+
+/// Bit pattern of the integer v in format f, correctly rounded (exact for |v| < 2^(M+1)); any int.
 [[nodiscard]] DQ4_HD constexpr std::uint32_t bits_of(format f, int v) noexcept {
-  return round_to(f, exact_number{v < 0, static_cast<std::uint64_t>(v < 0 ? -v : v), 0, false, false});
+  return round_to(f, exact_number{v < 0, magnitude_of(v), 0, false, false});
 }
 
 /// The exact number a bit pattern of format f holds.
@@ -275,21 +356,21 @@ struct exact_number {
                       static_cast<int>(field) - exponent_bias(f) - m, false, false};
 }
 
-/// The exact product of a small integer and a number (IEEE rules for zeros, infinities and NaN).
+/// The exact product of an integer k (any int) and a number (IEEE rules for zeros, infinities and
+/// NaN). Exact while |k| * x.magnitude < 2^64, which holds for every x from number_of (magnitude < 2^24).
 [[nodiscard]] DQ4_HD constexpr exact_number times(int k, const exact_number& x) noexcept {
   const bool negative = (k < 0) != x.negative;
   if (x.nan || (x.infinite && k == 0)) return exact_number{false, 0, 0, false, true};
-  const auto magnitude = static_cast<std::uint64_t>(k < 0 ? -k : k);
-  return exact_number{negative, magnitude * x.magnitude, x.exponent, x.infinite, false};
+  return exact_number{negative, magnitude_of(k) * x.magnitude, x.exponent, x.infinite, false};
 }
 
-/// Output element j of a word under an integer encoding, as an integer.
+/// Output element j (0..7) of a word under an integer encoding, as an integer.
 template <encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr int value(std::uint32_t word, int j) noexcept {
-  return decode(E, nibble(word, source_nibble(O, j)));
+  return decode<E>(nibble(word, source_nibble(O, j)));
 }
 
-/// The exact number output element j of a word stands for.
+/// The exact number output element j (0..7) of a word stands for.
 template <encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr exact_number element(std::uint32_t word, int j) noexcept {
   if constexpr (E == encoding::e2m1) {
@@ -297,7 +378,7 @@ template <encoding E, order O>
     return exact_number{(n & 8u) != 0, twice_e2m1(n), -1, false, false};
   } else {
     const int v = value<E, O>(word, j);
-    return exact_number{v < 0, static_cast<std::uint64_t>(v < 0 ? -v : v), 0, false, false};
+    return exact_number{v < 0, magnitude_of(v), 0, false, false};
   }
 }
 
@@ -314,6 +395,7 @@ template <format F>
 /// The eight values of one word in format F: element j = the value of its nibble, exactly.
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word) noexcept {
+  static_assert(detail::valid_path<F, E, O>::value);
   std::uint32_t bits[8] = {};
   for (int j = 0; j < 8; ++j) bits[j] = round_to(F, element<E, O>(word, j));
   return assemble<F>(bits);
@@ -322,6 +404,7 @@ template <format F, encoding E, order O>
 /// Element j = value * scales element j, rounded once to F (the product is exact before rounding).
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, const fragment<F, 8>& scales) noexcept {
+  static_assert(detail::valid_path<F, E, O>::value);
   std::uint32_t bits[8] = {};
   for (int j = 0; j < 8; ++j) {
     const exact_number v = element<E, O>(word, j);
@@ -334,9 +417,21 @@ template <format F, encoding E, order O>
   return assemble<F>(bits);
 }
 
-/// The zero z that a stored zero-point nibble n stands for.
-[[nodiscard]] DQ4_HD constexpr int zero_of(zeros z, unsigned n) noexcept {
-  return static_cast<int>(n) + (z == zeros::gptq_v1 ? 1 : 0);
+/// The zero z of nibble k (0..7) of a zeros word under convention Z (0..15; gptq_v1_no_wrap: 1..16).
+template <zeros Z>
+[[nodiscard]] DQ4_HD constexpr int zero_of(std::uint32_t zeros_word, int k) noexcept {
+  static_assert(detail::is_valid(Z), "dq4: the zeros argument names no dq4::zeros enumerator");
+  const int n = static_cast<int>(nibble(zeros_word, k));
+  if constexpr (Z == zeros::gptq_v1) {
+    // The writers subtracted 0x11111111 from the word of z's (with borrows); add it back, mod 2^32.
+    return static_cast<int>(nibble(zeros_word + 0x11111111u, k));
+  } else if constexpr (Z == zeros::gptq_v1_wrap) {
+    return (n + 1) % 16;
+  } else if constexpr (Z == zeros::gptq_v1_no_wrap) {
+    return n + 1;
+  } else {
+    return n;  // awq, gptq_v2
+  }
 }
 
 /// Element j = (q - z) * s rounded once to F, with q the u4 weight, z from the zeros word (packed in
@@ -344,10 +439,11 @@ template <format F, encoding E, order O>
 template <format F, zeros Z, order O>
 [[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, std::uint32_t zeros_word,
                                                          const fragment<F, 8>& scales) noexcept {
+  static_assert(detail::valid_zero_path<F, Z, O>::value);
   std::uint32_t bits[8] = {};
   for (int j = 0; j < 8; ++j) {
     const int q = value<encoding::u4, O>(word, j);
-    const int z = zero_of(Z, nibble(zeros_word, source_nibble(O, j)));
+    const int z = zero_of<Z>(zeros_word, source_nibble(O, j));
     bits[j] = round_to(F, times(q - z, number_of(F, scales.bits(j))));
   }
   return assemble<F>(bits);
@@ -402,9 +498,10 @@ struct register_plan {
   std::uint32_t lop3_constant;  ///< magic per value, plus bit 3 of the nibble for s4 (the flip)
   std::uint32_t magic;          ///< magic per value alone
   std::uint32_t addend;         ///< -(2^(M-o)), minus 8 more for u4b8 and s4
+  std::uint32_t unit;           ///< one mantissa step at each value's nibble: 1 << o per value
 };
 
-/// Bit offsets o of the nibble inside each value of register r (the high value's in .second).
+/// Bit offsets o of the nibble inside each value of register r (the high value's in `high`).
 struct offsets {
   int low, high;
 };
@@ -431,10 +528,11 @@ template <format F, encoding E, order O>
   const std::uint32_t m = magic(F, o.low) | (high ? magic(F, o.high) << high : 0u);
   const std::uint32_t mask = (0xFu << o.low) | (high ? 0xFu << (high + o.high) : 0u);
   const std::uint32_t bit3 = (0x8u << o.low) | (high ? 0x8u << (high + o.high) : 0u);
+  const std::uint32_t unit = (0x1u << o.low) | (high ? 0x1u << (high + o.high) : 0u);
   // 2^(M-o) + 8 has mantissa 8 << o: the same bits as the flipped nibble
   const std::uint32_t bias = E == encoding::u4 ? m : m | bit3;
   const std::uint32_t sign = high ? 0x80008000u : 0x80000000u;
-  register_plan p{false, 0, 0, mask, E == encoding::s4 ? m | bit3 : m, m, bias ^ sign};
+  register_plan p{false, 0, 0, mask, E == encoding::s4 ? m | bit3 : m, m, bias ^ sign, unit};
   if constexpr (F == format::fp16) {
     if (O == order::interleaved) {
       p.shift = 8 * (r >> 1);
@@ -531,8 +629,10 @@ template <format F, encoding E, order O, class Arithmetic>
 }  // namespace detail
 
 /// The per-group registers of a zero-point dequantization, made by prepare_zeros once per group,
-/// outside the K loop, and read only by dequantize. On the fast path they hold -(2^(M-o) + z) per
-/// value, in the output layout; where the reference runs, the zeros word and the convention.
+/// outside the K loop, and read by dequantize. They hold -(2^(M-o) + z) per value, in the output
+/// layout (register r's values as in dequantize's result), the same bits on the host, on every
+/// device target and in the reference path: prepared on the host, they may be copied to the device.
+/// Every zero-point convention gives this one representation, so the type does not name it.
 template <format F, order O>
 struct zero_point {
   std::uint32_t regs[fragment<F, 8>::registers];
@@ -540,19 +640,36 @@ struct zero_point {
 
 namespace detail {
 
-/// -(2^(M-o) + z) per value from a zeros word: one LOP3 (and one add of -1 for GPTQ v1), then the
-/// sign flip, folded into the LOP3 constant. Exact: 2^(M-o) + z is a small integer plus a power of two.
-template <format F, zeros Z, order O, class Arithmetic>
-[[nodiscard]] DQ4_HD zero_point<F, O> magic_prepare_zeros(std::uint32_t zeros_word, const Arithmetic& arithmetic) noexcept {
+/// A zeros word whose nibbles are the zeros z themselves (integer instructions only), for every
+/// convention but gptq_v1_no_wrap, whose z = 16 is no nibble (its +1 comes after the magic).
+template <zeros Z>
+[[nodiscard]] DQ4_HD constexpr std::uint32_t zeros_as_nibbles(std::uint32_t stored) noexcept {
+  if constexpr (Z == zeros::gptq_v1) {
+    return stored + 0x11111111u;  // the writers' word subtraction undone, borrows included (mod 2^32)
+  } else if constexpr (Z == zeros::gptq_v1_wrap) {
+    // (n + 1) mod 16 in every nibble, no carry between nibbles: the low three bits plus one is at most
+    // 8, which stays inside the nibble; XOR with the old bit 3 then adds it mod 16 (8 + 8 = 16 = 0).
+    return ((stored & 0x77777777u) + 0x11111111u) ^ (stored & 0x88888888u);
+  } else {
+    return stored;  // awq, gptq_v2: z = n; gptq_v1_no_wrap: see magic_prepare_zeros
+  }
+}
+
+/// -(2^(M-o) + z) per value from a zeros word, by integer instructions: one LOP3 per register puts
+/// each nibble z into the mantissa of -2^(M-o) (sign flip and magic in the LOP3 constant); that is
+/// -(2^(M-o) + z) exactly, as in the weights' path. gptq_v1 adds one IADD per word, gptq_v1_wrap
+/// three instructions per word, and gptq_v1_no_wrap one IADD per register: z = n + 1 is one more
+/// mantissa step (1 << o); at most 16 << o, it stays below the exponent (o <= 16, M - o >= 6).
+template <format F, zeros Z, order O>
+[[nodiscard]] DQ4_HD zero_point<F, O> magic_prepare_zeros(std::uint32_t zeros_word) noexcept {
+  const std::uint32_t z = zeros_as_nibbles<Z>(zeros_word);
   zero_point<F, O> out{};
   unrolled<fragment<F, 8>::registers>([&](auto r) {
     constexpr int R = decltype(r)::value;
     constexpr register_plan p = plan<F, encoding::u4, O>(R);
     constexpr std::uint32_t sign = value_bits(F) == 16 ? 0x80008000u : 0x80000000u;
-    const std::uint32_t negated = and_xor(source_word(zeros_word, p), p.mask, p.magic | sign);  // -(2^(M-o) + n)
-    // -1 per value, for z = n + 1
-    constexpr std::uint32_t minus_one = reference::bits_of(F, -1) * (value_bits(F) == 16 ? 0x00010001u : 1u);
-    out.regs[R] = Z == zeros::gptq_v1 ? arithmetic.add(negated, minus_one) : negated;
+    const std::uint32_t negated = and_xor(source_word(z, p), p.mask, p.magic | sign);  // -(2^(M-o) + n)
+    out.regs[R] = Z == zeros::gptq_v1_no_wrap ? negated + p.unit : negated;
   });
   return out;
 }
@@ -568,6 +685,30 @@ template <format F, order O, class Arithmetic>
     out.regs[R] = arithmetic.mul(difference, scales.regs[R]);
   });
   return out;
+}
+
+/// The zero z of element j (0..7) that prepared registers hold: the mantissa field of its value is
+/// z << o, under the exponent of 2^(M-o).
+template <format F, order O>
+[[nodiscard]] DQ4_HD constexpr int prepared_zero(const zero_point<F, O>& zero, int j) noexcept {
+  constexpr int per_register = values_per_register(F);
+  const int r = j / per_register, lane = j % per_register;
+  const offsets o = nibble_offsets<F, O>(r);
+  const std::uint32_t mantissa = (zero.regs[r] >> (16 * lane)) & ((1u << mantissa_bits(F)) - 1u);
+  return static_cast<int>(mantissa >> (lane == 0 ? o.low : o.high));
+}
+
+/// The portable zero-point path (host code, and device targets without F's arithmetic): the
+/// reference's (q - z) * s, rounded once, with z read back from the prepared registers.
+template <format F, order O>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize_prepared(std::uint32_t word, const zero_point<F, O>& zero,
+                                                                  const fragment<F, 8>& scales) noexcept {
+  std::uint32_t bits[8] = {};
+  for (int j = 0; j < 8; ++j) {
+    const int difference = reference::value<encoding::u4, O>(word, j) - prepared_zero<F, O>(zero, j);
+    bits[j] = reference::round_to(F, reference::times(difference, reference::number_of(F, scales.bits(j))));
+  }
+  return reference::assemble<F>(bits);
 }
 
 /// e2m1 via tables. The magnitude of a nibble (exponent and mantissa bits, 0..7) indexes an 8-byte
@@ -625,10 +766,10 @@ template <format F, order O>
 }
 
 /// Whether the hardware fp4 conversion is used: only when the user defines DQ4_FP4_HARDWARE_CONVERSION
-/// (as CUTLASS does, since it cannot be run on the GPUs dq4's exhaustive tests ran on) and the code
-/// is compiled for an arch- or family-specific target that has cvt.rn.f16x2.e2m1x2 (sm_100a/f,
-/// sm_103a, sm_110a, sm_120a/f, sm_121a). There it takes 3 SHF + 4 F2FP per 8 values in sequential
-/// order (13 with the tables); bf16 and the interleaved order keep the tables.
+/// (it has not run on the GPUs dq4's exhaustive tests ran on) and the code is compiled for an arch-
+/// or family-specific target that has cvt.rn.f16x2.e2m1x2 (sm_100a/f, sm_103a, sm_110a, sm_120a/f,
+/// sm_121a). There it takes 3 SHF + 4 F2FP per 8 values in sequential order (13 with the tables);
+/// bf16 and the interleaved order keep the tables.
 #if defined(DQ4_FP4_HARDWARE_CONVERSION) && defined(__CUDA_ARCH_FAMILY_SPECIFIC__) && __CUDA_ARCH__ >= 1000
 #define DQ4_DETAIL_FP4_CONVERSION 1
 #else
@@ -779,7 +920,7 @@ template <encoding E>
     case encoding::s4: return "s4";
     case encoding::e2m1: return "e2m1";
   }
-  return "?";
+  return "encoding(" + std::to_string(static_cast<int>(e)) + ")";
 }
 
 }  // namespace detail
@@ -795,6 +936,7 @@ template <encoding E>
 /// reference. Instruction counts per 8 values: see the README's API table (checked in CI).
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word) noexcept {
+  static_assert(detail::valid_path<F, E, O>::value);
   static_assert(!(E == encoding::e2m1 && F == format::fp32), "e2m1 dequantizes to fp16 or bf16");
 #if defined(__CUDA_ARCH__)
   if constexpr (E == encoding::e2m1) {
@@ -815,6 +957,7 @@ template <format F, encoding E, order O>
 /// sm_75) the reference runs.
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const fragment<F, 8>& scales) noexcept {
+  static_assert(detail::valid_path<F, E, O>::value);
   static_assert(!(E == encoding::e2m1 && F == format::fp32), "e2m1 dequantizes to fp16 or bf16");
 #if defined(__CUDA_ARCH__)
   if constexpr (detail::has_arithmetic<F>()) {
@@ -830,33 +973,30 @@ template <format F, encoding E, order O>
 }
 
 /// The per-group registers for zero-point dequantization from a word of eight stored zero points
-/// (u4, packed in the same order as the weights). Call once per group, outside the K loop.
+/// (u4, packed in the same order as the weights) read under convention Z. Call once per group,
+/// outside the K loop. The same integer instructions everywhere (host, every device target), so the
+/// result may be prepared on the host and copied to the device. Cost per zeros word: one LOP3 per
+/// register, plus 1 (gptq_v1), 3 (gptq_v1_wrap) or one per register (gptq_v1_no_wrap).
 template <format F, zeros Z, order O>
 [[nodiscard]] DQ4_HD zero_point<F, O> prepare_zeros(std::uint32_t zeros_word) noexcept {
-#if defined(__CUDA_ARCH__)
-  if constexpr (detail::has_arithmetic<F>()) {
-    return detail::magic_prepare_zeros<F, Z, O>(zeros_word, detail::device_arithmetic<F>{});
-  }
-#endif  // defined(__CUDA_ARCH__)
-  // The portable path keeps the zeros word itself and its convention (see dequantize below).
-  zero_point<F, O> out{};
-  out.regs[0] = zeros_word;
-  out.regs[1] = Z == zeros::gptq_v1 ? 1u : 0u;
-  return out;
+  static_assert(detail::valid_zero_path<F, Z, O>::value);
+  return detail::magic_prepare_zeros<F, Z, O>(zeros_word);
 }
 
 /// Eight values (q - z) * s from u4 weights, each rounded once: bit-exact to
-/// reference::dequantize<F, Z, O>(word, zeros_word, scales) for the zeros word `zero` was prepared from.
+/// reference::dequantize<F, Z, O>(word, zeros_word, scales) for the zeros word and convention `zero`
+/// was prepared from. Where F has no device arithmetic (host code, bf16 on sm_75) the reference's
+/// arithmetic runs on the zeros read back from `zero`.
 template <format F, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const zero_point<F, O>& zero,
                                                const fragment<F, 8>& scales) noexcept {
+  static_assert(detail::valid_path<F, encoding::u4, O>::value);
 #if defined(__CUDA_ARCH__)
   if constexpr (detail::has_arithmetic<F>()) {
     return detail::magic_dequantize<F, O>(word, zero, scales, detail::device_arithmetic<F>{});
   }
 #endif  // defined(__CUDA_ARCH__)
-  return zero.regs[1] != 0 ? reference::dequantize<F, zeros::gptq_v1, O>(word, zero.regs[0], scales)
-                           : reference::dequantize<F, zeros::awq, O>(word, zero.regs[0], scales);
+  return detail::dequantize_prepared<F, O>(word, zero, scales);
 }
 
 /// 32 values from four packed words (the width of one 128-bit load): elements 8i..8i+7 come from
@@ -901,18 +1041,39 @@ template <encoding E, order O>
 [[nodiscard]] DQ4_HD fp32x32 to_fp32(uint4 v) noexcept { return dequantize<format::fp32, E, O>(v); }
 #endif  // defined(__CUDACC__)
 
+/// The same eight values re-packed from order From to order To (any encoding: nibbles move whole).
+template <order From, order To>
+[[nodiscard]] DQ4_HD constexpr std::uint32_t reorder(std::uint32_t word) noexcept {
+  static_assert(detail::is_valid(From) && detail::is_valid(To), "dq4: an order argument names no dq4::order enumerator");
+  std::uint32_t out = 0;
+  for (int j = 0; j < 8; ++j) {
+    out |= reference::nibble(word, source_nibble(From, j)) << (4 * source_nibble(To, j));
+  }
+  return out;
+}
+
+/// The eight values a word holds, in output order (the inverse of pack<E, O>; integer encodings).
+template <encoding E, order O>
+[[nodiscard]] constexpr std::array<int, 8> unpack(std::uint32_t word) noexcept {
+  static_assert(detail::valid_path<format::fp32, E, O>::value);
+  static_assert(E != encoding::e2m1, "dq4::unpack returns integers; e2m1 has reference::element");
+  std::array<int, 8> values{};
+  for (int j = 0; j < 8; ++j) values[static_cast<std::size_t>(j)] = reference::value<E, O>(word, j);
+  return values;
+}
+
 // ------------------------------------------------------------------------------------------------
-// Host packers (no CUDA needed). They write exactly the layout that dequantize<F, E, O> reads.
+// Host packers (no CUDA needed). They write exactly the layout that dequantize<F, E, O> reads, and
+// report bad input by throwing, so they need exceptions; the rest of this header does not.
 // ------------------------------------------------------------------------------------------------
 
 /// A value that encoding E cannot represent was given to a packer.
 class pack_error : public std::out_of_range {
  public:
   pack_error(encoding e, std::size_t index, long long value)
-      : std::out_of_range("dq4::pack<" + detail::encoding_name(e) + ">: value " +
-                          std::to_string(value) + " at index " + std::to_string(index) +
-                          " is outside [" + std::to_string(min_value_of(e)) + ", " +
-                          std::to_string(max_value_of(e)) + "]"),
+      : std::out_of_range("dq4::pack<" + detail::encoding_name(e) + ">: value " + std::to_string(value) + " at index " +
+                          std::to_string(index) + " is outside [" + std::to_string(detail::lowest_integer(e)) + ", " +
+                          std::to_string(detail::highest_integer(e)) + "]"),
         index_(index),
         value_(value) {}
   [[nodiscard]] std::size_t index() const noexcept { return index_; }
@@ -923,214 +1084,93 @@ class pack_error : public std::out_of_range {
   long long value_;
 };
 
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
+
+namespace detail {
+
+/// Index of the first of `count` values outside E's range, or `count` when all are in range.
+template <encoding E>
+[[nodiscard]] constexpr std::size_t first_out_of_range(const int* values, std::size_t count) noexcept {
+  for (std::size_t i = 0; i < count; ++i) {
+    if (values[i] < integer_range<E>::min || values[i] > integer_range<E>::max) return i;
+  }
+  return count;
+}
+
+/// The word of eight values already known to be in range.
+template <encoding E, order O>
+[[nodiscard]] constexpr std::uint32_t pack_checked(const int* values) noexcept {
+  std::uint32_t word = 0;
+  for (int j = 0; j < 8; ++j) word |= encode_nibble<E>(values[j]) << (4 * source_nibble(O, j));
+  return word;
+}
+
+}  // namespace detail
+
 /// One word holding eight values in the layout dequantize<F, E, O> reads back as values[0..7].
 /// Throws pack_error for a value outside [min_value<E>, max_value<E>] (a compile error in a
 /// constant expression).
 template <encoding E, order O>
 [[nodiscard]] constexpr std::uint32_t pack(const std::array<int, 8>& values) {
+  static_assert(detail::valid_path<format::fp32, E, O>::value);
   static_assert(E != encoding::e2m1, "dq4::pack takes integers; pack e2m1 codes with reorder<From, To>");
-  std::uint32_t word = 0;
-  for (int j = 0; j < 8; ++j) {
-    const int v = values[static_cast<std::size_t>(j)];
-    if (v < min_value<E> || v > max_value<E>) throw pack_error(E, static_cast<std::size_t>(j), v);
-    word |= detail::encode_nibble<E>(v) << (4 * source_nibble(O, j));
-  }
-  return word;
+  const std::size_t bad = detail::first_out_of_range<E>(values.data(), 8);
+  if (bad != 8) throw pack_error(E, bad, values[bad]);
+  return detail::pack_checked<E, O>(values.data());
 }
 
-/// The eight values a word holds, in output order (the inverse of pack<E, O>).
-template <encoding E, order O>
-[[nodiscard]] constexpr std::array<int, 8> unpack(std::uint32_t word) noexcept {
-  static_assert(E != encoding::e2m1, "dq4::unpack returns integers; e2m1 has reference::element");
-  std::array<int, 8> values{};
-  for (int j = 0; j < 8; ++j) values[static_cast<std::size_t>(j)] = reference::value<E, O>(word, j);
-  return values;
+/// The same from a braced list, which must hold exactly eight values: pack<E, O>({v0, ..., v7}).
+template <encoding E, order O, std::size_t N>
+[[nodiscard]] constexpr std::uint32_t pack(const int (&values)[N]) {
+  static_assert(N == 8, "dq4::pack takes exactly eight values (one word): a shorter list would be padded with zeros");
+  std::array<int, 8> copy{};
+  for (std::size_t j = 0; j < 8; ++j) copy[j] = values[j];
+  return pack<E, O>(copy);
 }
 
 /// Packs count values (a multiple of 8) into count / 8 words. Throws std::invalid_argument for a
 /// null pointer or a count that is not a multiple of 8, and pack_error (with the value's index in
-/// the whole buffer) for a value out of range.
+/// the whole buffer) for a value out of range; every value is checked before the first word is
+/// written, so on an error `words` is untouched.
 template <encoding E, order O>
 void pack(const int* values, std::size_t count, std::uint32_t* words) {
+  static_assert(detail::valid_path<format::fp32, E, O>::value);
+  static_assert(E != encoding::e2m1, "dq4::pack takes integers; pack e2m1 codes with reorder<From, To>");
   if (count % 8 != 0) {
     throw std::invalid_argument("dq4::pack: count " + std::to_string(count) +
                                 " is not a multiple of 8 (eight values fill one word)");
   }
-  if (count != 0 && (values == nullptr || words == nullptr)) {
-    throw std::invalid_argument("dq4::pack: null buffer");
-  }
-  for (std::size_t w = 0; w < count / 8; ++w) {
-    std::array<int, 8> group{};
-    for (std::size_t j = 0; j < 8; ++j) group[j] = values[8 * w + j];
-    try {
-      words[w] = pack<E, O>(group);
-    } catch (const pack_error& e) {
-      throw pack_error(E, 8 * w + e.index(), e.value());
-    }
-  }
-}
-
-/// The same eight values re-packed from order From to order To (any encoding: nibbles move whole).
-template <order From, order To>
-[[nodiscard]] constexpr std::uint32_t reorder(std::uint32_t word) noexcept {
-  std::uint32_t out = 0;
-  for (int j = 0; j < 8; ++j) {
-    out |= reference::nibble(word, source_nibble(From, j)) << (4 * source_nibble(To, j));
-  }
-  return out;
+  if (count != 0 && values == nullptr) throw std::invalid_argument("dq4::pack: null values pointer");
+  if (count != 0 && words == nullptr) throw std::invalid_argument("dq4::pack: null words pointer");
+  const std::size_t bad = detail::first_out_of_range<E>(values, count);
+  if (bad != count) throw pack_error(E, bad, values[bad]);
+  for (std::size_t w = 0; w < count / 8; ++w) words[w] = detail::pack_checked<E, O>(values + 8 * w);
 }
 
 /// Re-packs count words from order From to order To; in and out may be the same buffer.
 /// Throws std::invalid_argument for a null pointer.
 template <order From, order To>
 void reorder(const std::uint32_t* in, std::size_t count, std::uint32_t* out) {
-  if (count != 0 && (in == nullptr || out == nullptr)) {
-    throw std::invalid_argument("dq4::reorder: null buffer");
-  }
+  if (count != 0 && in == nullptr) throw std::invalid_argument("dq4::reorder: null input pointer");
+  if (count != 0 && out == nullptr) throw std::invalid_argument("dq4::reorder: null output pointer");
   for (std::size_t i = 0; i < count; ++i) out[i] = reorder<From, To>(in[i]);
 }
 
-// ------------------------------------------------------------------------------------------------
-// Checkpoint layouts (host only). AWQ and GPTQ store the same kind of matrix W[K][N] (y = x W, K input
-// features, N output features, one scale and zero per group of G consecutive rows and per column)
-// with different packings; packed_matrix is the one layout dq4's kernels read. See the README for
-// diagrams of each layout.
-// ------------------------------------------------------------------------------------------------
+#else  // !(defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND))
 
-/// A checkpoint tensor whose shape or contents do not fit the layout it claims.
-class layout_error : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
-
-/// W[K][N] in the layout dq4's kernels read: row k's columns 8c..8c+7 are word (k, c) of `weights`
-/// (order `word_order`), the zero points of group g (rows gG..gG+G-1) for those columns are word
-/// (g, c) of `zero_points` (same order, stored under `zero_convention`), and their scales are
-/// scales[g][8c..8c+7] (bit patterns of `scale_format`, in output order: a kernel loads eight of
-/// them as the scales fragment). Dequantized, W[k][n] = (q - z) * s.
-struct packed_matrix {
-  std::size_t rows = 0, cols = 0, group_size = 0;  // K, N, G
-  order word_order = order::interleaved;
-  zeros zero_convention = zeros::awq;
-  format scale_format = format::fp16;
-  std::vector<std::uint32_t> weights;      // [K][N / 8]
-  std::vector<std::uint32_t> zero_points;  // [K / G][N / 8]
-  std::vector<std::uint16_t> scales;       // [K / G][N]
-
-  [[nodiscard]] std::size_t words_per_row() const noexcept { return cols / 8; }
-  [[nodiscard]] std::size_t groups() const noexcept { return rows / group_size; }
-  /// The integer weight q (0..15) of W[k][n].
-  [[nodiscard]] int weight(std::size_t k, std::size_t n) const noexcept {
-    return static_cast<int>(reference::nibble(weights[k * words_per_row() + n / 8], nibble_of(n)));
-  }
-  /// The zero point z of column n in group g (GPTQ v1: stored value + 1, so 1..16).
-  [[nodiscard]] int zero(std::size_t g, std::size_t n) const noexcept {
-    return reference::zero_of(zero_convention, reference::nibble(zero_points[g * words_per_row() + n / 8], nibble_of(n)));
-  }
-  /// The scale bit pattern of column n in group g.
-  [[nodiscard]] std::uint16_t scale(std::size_t g, std::size_t n) const noexcept { return scales[g * cols + n]; }
-
- private:
-  [[nodiscard]] int nibble_of(std::size_t n) const noexcept { return source_nibble(word_order, static_cast<int>(n % 8)); }
-};
-
-namespace detail {
-
-inline void check_shape(std::size_t rows, std::size_t cols, std::size_t group_size, std::size_t row_multiple,
-                        const char* who) {
-  const std::string name = who;
-  if (rows == 0 || cols == 0) throw layout_error(name + ": empty matrix");
-  if (group_size == 0) throw layout_error(name + ": group size 0");
-  if (cols % 8 != 0) {
-    throw layout_error(name + ": N = " + std::to_string(cols) + " output features is not a multiple of 8 (8 values per packed word)");
-  }
-  if (rows % row_multiple != 0) {
-    throw layout_error(name + ": K = " + std::to_string(rows) + " input features is not a multiple of " + std::to_string(row_multiple));
-  }
-  if (rows % group_size != 0) {
-    throw layout_error(name + ": K = " + std::to_string(rows) + " input features is not a multiple of the group size " +
-                       std::to_string(group_size));
-  }
+// Without exceptions the packers cannot report bad input: using one is a compile error that says so.
+template <encoding E, order O, class... Arguments>
+void pack(Arguments&&...) {
+  static_assert(sizeof...(Arguments) == 0 && sizeof...(Arguments) != 0,
+                "dq4::pack reports bad input by throwing: compile with exceptions enabled (no -fno-exceptions)");
+}
+template <order From, order To, class... Arguments>
+void reorder(const std::uint32_t*, Arguments&&...) {
+  static_assert(sizeof...(Arguments) == 0 && sizeof...(Arguments) != 0,
+                "dq4::reorder of a buffer reports bad input by throwing: compile with exceptions enabled "
+                "(no -fno-exceptions), or reorder word by word");
 }
 
-inline void check_pointers(const void* qweight, const void* qzeros, const void* scales, const char* who) {
-  if (qweight == nullptr || qzeros == nullptr || scales == nullptr) {
-    throw layout_error(std::string(who) + ": null tensor (qweight, qzeros and scales are all required)");
-  }
-}
-
-}  // namespace detail
-
-/// An AutoAWQ ("GEMM" version) checkpoint: qweight int32 [K][N/8], qzeros int32 [K/G][N/8], both with
-/// eight columns per word in AWQ's order (nibble i holds column [0,2,4,6,1,3,5,7][i], dq4's
-/// interleaved order), zeros stored as z; scales [K/G][N] (fp16 or bf16 bits). The result is the same
-/// data with its layout recorded (no repacking: AWQ's packing is what the interleaved paths read).
-/// Throws layout_error for null tensors or shapes that do not divide (N by 8, K by G).
-[[nodiscard]] inline packed_matrix from_awq(const std::int32_t* qweight, const std::int32_t* qzeros,
-                                            const std::uint16_t* scales, std::size_t rows, std::size_t cols,
-                                            std::size_t group_size, format scale_format = format::fp16) {
-  detail::check_pointers(qweight, qzeros, scales, "dq4::from_awq");
-  detail::check_shape(rows, cols, group_size, 1, "dq4::from_awq");
-  packed_matrix m;
-  m.rows = rows;
-  m.cols = cols;
-  m.group_size = group_size;
-  m.word_order = order::interleaved;
-  m.zero_convention = zeros::awq;
-  m.scale_format = scale_format;
-  const std::size_t groups = rows / group_size, words = cols / 8;
-  m.weights.assign(qweight, qweight + rows * words);
-  m.zero_points.assign(qzeros, qzeros + groups * words);
-  m.scales.assign(scales, scales + groups * cols);
-  return m;
-}
-
-/// A GPTQ checkpoint (AutoGPTQ / GPTQModel): qweight int32 [K/8][N] with eight consecutive rows per
-/// word (row 8i + j in nibble j), qzeros int32 [K/G][N/8] with eight consecutive columns per word
-/// (column 8c + j in nibble j), scales [K/G][N]. `convention` is zeros::gptq_v1 (stored z - 1, the
-/// original format) or zeros::gptq_v2 (stored z). g_idx, when given, must be the plain grouping
-/// g_idx[k] = k / G: act-order checkpoints (desc_act with a permuted g_idx) are rejected, since their
-/// rows would need a permutation of the activations. Repacks the weights along N into words of
-/// order `word_order`. Throws layout_error for null tensors, shapes that do not divide (K by 8 and G,
-/// N by 8), a convention other than GPTQ's, or a permuted g_idx.
-[[nodiscard]] inline packed_matrix from_gptq(const std::int32_t* qweight, const std::int32_t* qzeros,
-                                             const std::uint16_t* scales, const std::int32_t* g_idx,
-                                             std::size_t rows, std::size_t cols, std::size_t group_size,
-                                             zeros convention, order word_order, format scale_format = format::fp16) {
-  detail::check_pointers(qweight, qzeros, scales, "dq4::from_gptq");
-  detail::check_shape(rows, cols, group_size, 8, "dq4::from_gptq");
-  if (convention == zeros::awq) throw layout_error("dq4::from_gptq: the convention must be zeros::gptq_v1 or zeros::gptq_v2");
-  if (g_idx != nullptr) {
-    for (std::size_t k = 0; k < rows; ++k) {
-      if (static_cast<std::size_t>(g_idx[k]) != k / group_size) {
-        throw layout_error("dq4::from_gptq: g_idx[" + std::to_string(k) + "] = " + std::to_string(g_idx[k]) +
-                           " is not k / group size: act-order (desc_act) checkpoints are not supported");
-      }
-    }
-  }
-  packed_matrix m;
-  m.rows = rows;
-  m.cols = cols;
-  m.group_size = group_size;
-  m.word_order = word_order;
-  m.zero_convention = convention;
-  m.scale_format = scale_format;
-  const std::size_t groups = rows / group_size, words = cols / 8;
-  m.weights.assign(rows * words, 0u);
-  for (std::size_t k = 0; k < rows; ++k) {
-    for (std::size_t n = 0; n < cols; ++n) {
-      const auto packed = static_cast<std::uint32_t>(qweight[(k / 8) * cols + n]);
-      const std::uint32_t q = reference::nibble(packed, static_cast<int>(k % 8));
-      m.weights[k * words + n / 8] |= q << (4 * source_nibble(word_order, static_cast<int>(n % 8)));
-    }
-  }
-  m.zero_points.resize(groups * words);
-  for (std::size_t i = 0; i < groups * words; ++i) {
-    const auto stored = static_cast<std::uint32_t>(qzeros[i]);  // sequential, as GPTQ packs them
-    m.zero_points[i] = word_order == order::interleaved ? reorder<order::sequential, order::interleaved>(stored) : stored;
-  }
-  m.scales.assign(scales, scales + groups * cols);
-  return m;
-}
+#endif  // defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
 
 }  // namespace dq4

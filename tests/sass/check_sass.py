@@ -29,7 +29,7 @@ BUDGETS = {
 # (integer instructions only) the same path as elsewhere, and bf16 with scales the reference
 # (reported, no budget).
 SM75_BF16 = {"int": (21, 21), "e2m1": BUDGETS[("bf16", "e2m1")]}
-ZERO_POINTS = {"awq", "gptq_v1", "gptq_v2"}
+ZERO_POINTS = {"awq", "gptq_v1", "gptq_v1_wrap", "gptq_v1_no_wrap", "gptq_v2"}
 
 
 def budget(arch, path):

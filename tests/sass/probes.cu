@@ -99,8 +99,9 @@ __device__ void convert_vectors(const void* in, void* out) {
   DQ4_UNSCALED(fmt, s4, ord)        \
   DQ4_SCALED(fmt, u4b8, ord)        \
   DQ4_SCALED(fmt, s4, ord)          \
-  DQ4_ZERO_POINT(fmt, awq, ord)     \
-  DQ4_ZERO_POINT(fmt, gptq_v1, ord) \
+  DQ4_ZERO_POINT(fmt, awq, ord)           \
+  DQ4_ZERO_POINT(fmt, gptq_v1_wrap, ord)  \
+  DQ4_ZERO_POINT(fmt, gptq_v1_no_wrap, ord) \
   DQ4_ZERO_POINT(fmt, gptq_v2, ord)
 
 #define DQ4_E2M1_PATHS(fmt, ord) \
@@ -113,6 +114,10 @@ DQ4_INTEGER_PATHS(bf16, interleaved)
 DQ4_INTEGER_PATHS(bf16, sequential)
 DQ4_INTEGER_PATHS(fp32, interleaved)
 DQ4_INTEGER_PATHS(fp32, sequential)
+// gptq_v1 (the word add) reads GPTQ's stored order only.
+DQ4_ZERO_POINT(fp16, gptq_v1, sequential)
+DQ4_ZERO_POINT(bf16, gptq_v1, sequential)
+DQ4_ZERO_POINT(fp32, gptq_v1, sequential)
 DQ4_E2M1_PATHS(fp16, interleaved)
 DQ4_E2M1_PATHS(fp16, sequential)
 DQ4_E2M1_PATHS(bf16, interleaved)

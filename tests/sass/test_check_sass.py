@@ -48,6 +48,8 @@ class CheckSass(unittest.TestCase):
     def test_budgets_follow_format_path_and_order(self):
         self.assertEqual(check_sass.budget("sm_90", "bf16_s4"), (11, 13))
         self.assertEqual(check_sass.budget("sm_90", "fp16_gptq_v1"), (13, 16))
+        self.assertEqual(check_sass.budget("sm_90", "bf16_gptq_v1_no_wrap"), (15, 17))
+        self.assertEqual(check_sass.budget("sm_90", "fp32_gptq_v1_wrap"), (25, 25))
         self.assertEqual(check_sass.budget("sm_90", "bf16_e2m1_scaled"), (20, 19))
         self.assertEqual(check_sass.budget("sm_75", "bf16_u4"), (21, 21))
         self.assertIsNone(check_sass.budget("sm_75", "bf16_awq"))  # the reference runs there

@@ -1,0 +1,30 @@
+# SPDX-License-Identifier: Apache-2.0
+# Configures and builds tests/warnings twice: by default the warning must be an error; with
+# -DCMAKE_COMPILE_WARNING_AS_ERROR=OFF (what a packager with a newer compiler passes) it must not.
+# Inputs: DQ4_SOURCE_DIR, WORK_DIR, GENERATOR, CXX_COMPILER.
+cmake_policy(VERSION 3.25)
+foreach(mode IN ITEMS default off)
+  set(build "${WORK_DIR}/${mode}")
+  file(REMOVE_RECURSE "${build}")
+  set(args -S "${DQ4_SOURCE_DIR}/tests/warnings" -B "${build}" -G "${GENERATOR}" -DDQ4_SOURCE_DIR=${DQ4_SOURCE_DIR}
+    -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_CUDA_COMPILER=OFF)
+  if(mode STREQUAL "off")
+    list(APPEND args -DCMAKE_COMPILE_WARNING_AS_ERROR=OFF)
+  endif()
+  execute_process(COMMAND "${CMAKE_COMMAND}" ${args} RESULT_VARIABLE result OUTPUT_QUIET)
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "${mode}: configure failed")
+  endif()
+  execute_process(COMMAND "${CMAKE_COMMAND}" --build "${build}" RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
+  if(mode STREQUAL "default" AND result EQUAL 0)
+    message(FATAL_ERROR "a warning built without error: warnings are not errors in dq4's own builds\n${output}")
+  endif()
+  if(mode STREQUAL "off" AND NOT result EQUAL 0)
+    message(FATAL_ERROR "with CMAKE_COMPILE_WARNING_AS_ERROR=OFF the warning still stops the build:\n${output}")
+  endif()
+  string(FIND "${output}" "unused" found)
+  if(found EQUAL -1)
+    message(FATAL_ERROR "${mode}: the build did not report the unused variable:\n${output}")
+  endif()
+endforeach()
+message(STATUS "warnings are errors by default and COMPILE_WARNING_AS_ERROR=OFF turns that off")
