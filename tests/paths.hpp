@@ -11,20 +11,9 @@
 
 namespace dq4_test {
 
-inline std::string format_name(dq4::format f) {
-  return f == dq4::format::fp16 ? "fp16" : f == dq4::format::bf16 ? "bf16" : "fp32";
-}
-inline std::string order_name(dq4::order o) { return o == dq4::order::interleaved ? "interleaved" : "sequential"; }
-inline std::string zeros_name(dq4::zeros z) {
-  switch (z) {
-    case dq4::zeros::awq: return "awq";
-    case dq4::zeros::gptq_v2: return "gptq_v2";
-    case dq4::zeros::gptq_v1: return "gptq_v1";
-    case dq4::zeros::gptq_v1_wrap: return "gptq_v1_wrap";
-    case dq4::zeros::gptq_v1_no_wrap: return "gptq_v1_no_wrap";
-  }
-  return "unknown";
-}
+using dq4::detail::format_name;
+using dq4::detail::order_name;
+using dq4::detail::zeros_name;
 
 template <dq4::format F, dq4::encoding E, dq4::order O>
 struct path {

@@ -57,15 +57,6 @@ bool recovers(gptq_writer writer, zeros reading, const std::array<int, 8>& z, in
   return reading == zeros::gptq_v1_wrap || zj != 0;
 }
 
-int read_zero(zeros reading, std::uint32_t word, int k) {
-  switch (reading) {
-    case zeros::gptq_v1: return dq4::reference::zero_of<zeros::gptq_v1>(word, k);
-    case zeros::gptq_v1_wrap: return dq4::reference::zero_of<zeros::gptq_v1_wrap>(word, k);
-    case zeros::gptq_v1_no_wrap: return dq4::reference::zero_of<zeros::gptq_v1_no_wrap>(word, k);
-    default: return dq4::reference::zero_of<zeros::gptq_v2>(word, k);
-  }
-}
-
 // The zeros word each v1 writer makes of z, read under each v1 reading: of the columns the writer
 // kept, exactly the recoverable ones come back.
 void expect_readings_of(const std::array<int, 8>& z) {
@@ -74,15 +65,15 @@ void expect_readings_of(const std::array<int, 8>& z) {
     for (const zeros reading : v1_readings) {
       for (int j = 0; j < 8; ++j) {
         if (!kept_by_writer(writer, z, j)) continue;
-        const bool equal = read_zero(reading, word, j) == z[static_cast<std::size_t>(j)];
+        const bool equal = dq4::detail::zero_of(reading, word, j) == z[static_cast<std::size_t>(j)];
         ASSERT_EQ(equal, recovers(writer, reading, z, j))
-            << writer_name(writer) << ", reading " << static_cast<int>(reading) << ", column " << j << ", word 0x"
+            << writer_name(writer) << ", reading " << dq4::detail::zeros_name(reading) << ", column " << j << ", word 0x"
             << std::hex << word;
       }
     }
   }
   // v2 words are read back by the v2 reading.
-  for (int j = 0; j < 8; ++j) ASSERT_EQ(read_zero(zeros::gptq_v2, dq4_test::v2_zeros_word(z), j), z[static_cast<std::size_t>(j)]);
+  for (int j = 0; j < 8; ++j) ASSERT_EQ(dq4::detail::zero_of(zeros::gptq_v2, dq4_test::v2_zeros_word(z), j), z[static_cast<std::size_t>(j)]);
 }
 
 TEST(GptqV1Zeros, EveryZeroInEveryColumnWithEveryNeighbour) {
@@ -342,7 +333,7 @@ TEST(Checkpoint, RejectsValuesThatNameNoEnumerator) {
   };
   expect_layout_error(gptq(zeros::awq, order::sequential, format::fp16), {"zero reading awq"});
   expect_layout_error(gptq(static_cast<zeros>(9), order::sequential, format::fp16), {"zeros(9)"});
-  expect_layout_error(gptq(zeros::gptq_v2, static_cast<order>(2), format::fp16), {"word order 2"});
+  expect_layout_error(gptq(zeros::gptq_v2, static_cast<order>(2), format::fp16), {"word order order(2)"});
   expect_layout_error(gptq(zeros::gptq_v2, order::sequential, format::fp32), {"scale format fp32"});
 }
 

@@ -35,26 +35,6 @@ class layout_error : public std::invalid_argument {
 
 namespace detail {
 
-[[nodiscard]] inline std::string format_name(format f) {
-  switch (f) {
-    case format::fp16: return "fp16";
-    case format::bf16: return "bf16";
-    case format::fp32: return "fp32";
-  }
-  return "format(" + std::to_string(static_cast<int>(f)) + ")";
-}
-
-[[nodiscard]] inline std::string zeros_name(zeros z) {
-  switch (z) {
-    case zeros::awq: return "awq";
-    case zeros::gptq_v2: return "gptq_v2";
-    case zeros::gptq_v1: return "gptq_v1";
-    case zeros::gptq_v1_wrap: return "gptq_v1_wrap";
-    case zeros::gptq_v1_no_wrap: return "gptq_v1_no_wrap";
-  }
-  return "zeros(" + std::to_string(static_cast<int>(z)) + ")";
-}
-
 /// The zero z of nibble k of a zeros word under a convention known at run time.
 [[nodiscard]] inline int zero_of(zeros convention, std::uint32_t zeros_word, int k) {
   switch (convention) {
@@ -223,8 +203,7 @@ struct packed_matrix {
                        ": GPTQ zeros are read as zeros::gptq_v1, gptq_v1_wrap, gptq_v1_no_wrap or gptq_v2");
   }
   if (!detail::is_valid(word_order)) {
-    throw layout_error(who + ": word order " + std::to_string(static_cast<int>(word_order)) +
-                       " names no dq4::order enumerator");
+    throw layout_error(who + ": word order " + detail::order_name(word_order) + " names no dq4::order enumerator");
   }
   detail::check_scale_format(scale_format, who);
   const std::size_t groups = rows / group_size, words = cols / 8;

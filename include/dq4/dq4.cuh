@@ -913,6 +913,7 @@ template <encoding E>
   return static_cast<std::uint32_t>(E == encoding::u4b8 ? v + 8 : v) & 0xFu;
 }
 
+// Names for messages: the enumerator's, or "type(number)" for a value that names none.
 [[nodiscard]] inline std::string encoding_name(encoding e) {
   switch (e) {
     case encoding::u4: return "u4";
@@ -921,6 +922,31 @@ template <encoding E>
     case encoding::e2m1: return "e2m1";
   }
   return "encoding(" + std::to_string(static_cast<int>(e)) + ")";
+}
+[[nodiscard]] inline std::string format_name(format f) {
+  switch (f) {
+    case format::fp16: return "fp16";
+    case format::bf16: return "bf16";
+    case format::fp32: return "fp32";
+  }
+  return "format(" + std::to_string(static_cast<int>(f)) + ")";
+}
+[[nodiscard]] inline std::string order_name(order o) {
+  switch (o) {
+    case order::interleaved: return "interleaved";
+    case order::sequential: return "sequential";
+  }
+  return "order(" + std::to_string(static_cast<int>(o)) + ")";
+}
+[[nodiscard]] inline std::string zeros_name(zeros z) {
+  switch (z) {
+    case zeros::awq: return "awq";
+    case zeros::gptq_v2: return "gptq_v2";
+    case zeros::gptq_v1: return "gptq_v1";
+    case zeros::gptq_v1_wrap: return "gptq_v1_wrap";
+    case zeros::gptq_v1_no_wrap: return "gptq_v1_no_wrap";
+  }
+  return "zeros(" + std::to_string(static_cast<int>(z)) + ")";
 }
 
 }  // namespace detail
