@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "float_model.hpp"
 #include "writers.hpp"
 
 namespace {
