@@ -98,8 +98,10 @@ enum class order {
   sequential,   ///< output j from nibble j
 };
 
-/// The output number format.
-enum class format { fp16, bf16, fp32 };
+/// The output number format. The 8-bit formats are for W4A8 tensor cores: int8 (two's complement),
+/// e4m3 (OCP FP8 E4M3, "e4m3fn": no infinities, 0x7F / 0xFF are NaN, largest finite 448) and e5m2
+/// (OCP FP8 E5M2, IEEE-like, the top byte of an fp16).
+enum class format { fp16, bf16, fp32, int8, e4m3, e5m2 };
 
 /// How the stored 4-bit zero points of a zeros word give the zeros z in w = (q - z) * s. GPTQ v1
 /// checkpoints store z - 1, and their writers and readers disagree on how (see the README's table):
@@ -131,7 +133,8 @@ namespace detail {
 }
 [[nodiscard]] DQ4_HD constexpr bool is_valid(order o) noexcept { return o == order::interleaved || o == order::sequential; }
 [[nodiscard]] DQ4_HD constexpr bool is_valid(format f) noexcept {
-  return f == format::fp16 || f == format::bf16 || f == format::fp32;
+  return f == format::fp16 || f == format::bf16 || f == format::fp32 || f == format::int8 || f == format::e4m3 ||
+         f == format::e5m2;
 }
 [[nodiscard]] DQ4_HD constexpr bool is_valid(zeros z) noexcept {
   return z == zeros::awq || z == zeros::gptq_v2 || z == zeros::gptq_v1 || z == zeros::gptq_v1_wrap ||
@@ -164,6 +167,29 @@ struct valid_zero_path {
   static constexpr bool value = true;
 };
 
+/// Which encodings an output format takes, unscaled: int8 takes the integer encodings, e5m2 only e2m1
+/// (integers above 8 need three mantissa bits, e5m2 has two: 9 is not an e5m2 value), fp32 all but
+/// e2m1 (its table paths write 16-bit values), the others every encoding.
+template <format F, encoding E>
+struct valid_output {
+  static_assert(!(F == format::int8 && E == encoding::e2m1), "dq4: e2m1 values (0.5, 1.5, ...) are not integers: "
+                                                             "dequantize e2m1 to e4m3, e5m2, fp16 or bf16");
+  static_assert(!(F == format::e5m2 && E != encoding::e2m1),
+                "dq4: e5m2 has two mantissa bits, so integers such as 9 are not e5m2 values: dequantize integer "
+                "encodings to e4m3 (every integer in -16..16 is an e4m3 value), int8 or a 16-bit format");
+  static_assert(!(F == format::fp32 && E == encoding::e2m1), "e2m1 dequantizes to fp16 or bf16");
+  static constexpr bool value = true;
+};
+
+/// Scales as fragments (one multiply per register) exist for the 16- and 32-bit formats only.
+template <format F>
+struct valid_scaled_output {
+  static_assert(F == format::fp16 || F == format::bf16 || F == format::fp32, "dq4: the 8-bit formats have no per-element scale path (there is no 8-bit "
+                                    "multiply): take q - z or the values unscaled and apply the scale after the MMA, "
+                                    "or an e8m0 block scale (prepare_block_scale) for e2m1 to e4m3");
+  static constexpr bool value = true;
+};
+
 /// The range of an integer encoding E, a compile error for e2m1 (which is not an integer encoding).
 template <encoding E>
 struct integer_range {
@@ -189,17 +215,43 @@ inline constexpr int max_value = detail::integer_range<E>::max;
 }
 
 /// Bits of one value of a format, and how many values share a 32-bit register.
-[[nodiscard]] DQ4_HD constexpr int value_bits(format f) noexcept { return f == format::fp32 ? 32 : 16; }
-[[nodiscard]] DQ4_HD constexpr int values_per_register(format f) noexcept { return 32 / value_bits(f); }
-[[nodiscard]] DQ4_HD constexpr int mantissa_bits(format f) noexcept {
-  return f == format::fp16 ? 10 : f == format::bf16 ? 7 : 23;
+[[nodiscard]] DQ4_HD constexpr int value_bits(format f) noexcept {
+  return f == format::fp32 ? 32 : f == format::fp16 || f == format::bf16 ? 16 : 8;
 }
-[[nodiscard]] DQ4_HD constexpr int exponent_bias(format f) noexcept { return f == format::fp16 ? 15 : 127; }
+[[nodiscard]] DQ4_HD constexpr int values_per_register(format f) noexcept { return 32 / value_bits(f); }
+/// Whether a format is a floating-point format (all but int8), and its fields.
+[[nodiscard]] DQ4_HD constexpr bool is_float(format f) noexcept { return f != format::int8; }
+[[nodiscard]] DQ4_HD constexpr int mantissa_bits(format f) noexcept {
+  switch (f) {
+    case format::fp16: return 10;
+    case format::bf16: return 7;
+    case format::e4m3: return 3;
+    case format::e5m2: return 2;
+    default: return 23;  // fp32 (int8 has none: callers check is_float)
+  }
+}
+[[nodiscard]] DQ4_HD constexpr int exponent_bias(format f) noexcept {
+  return f == format::fp16 || f == format::e5m2 ? 15 : f == format::e4m3 ? 7 : 127;
+}
 [[nodiscard]] DQ4_HD constexpr int exponent_bits(format f) noexcept { return value_bits(f) - 1 - mantissa_bits(f); }
 
+/// The nibble (0..7) that element p (0..7) of a fragment of format F holds, for words packed in order
+/// o. The 16- and 32-bit formats hold element p = source_nibble(o, p), in output order. The 8-bit
+/// formats hold, in sequential order, nibble p in byte p (what int8 and fp8 MMA fragments want:
+/// consecutive k in consecutive bytes). For interleaved words each 8-bit format keeps the layout that
+/// costs least (see the README's diagrams): int8 puts the even nibbles in register 0 and the odd
+/// ones in register 1 (one mask, one shift), e4m3 and e5m2 keep the nibbles in the word's own
+/// order (their table look-ups index with the nibbles as they lie).
+[[nodiscard]] DQ4_HD constexpr int fragment_nibble(format f, order o, int p) noexcept {
+  if (value_bits(f) != 8) return source_nibble(o, p);
+  if (o == order::interleaved && f == format::int8) return p < 4 ? 2 * p : 2 * (p - 4) + 1;
+  return p;
+}
+
 /// N values of format F in registers: element j in register j / values_per_register(F), at bit
-/// 16 * (j % 2) for the 16-bit formats. The registers can be used directly as half2 / bfloat162 /
-/// float operands or MMA fragments.
+/// value_bits(F) * (j % values_per_register(F)). The registers can be used directly as half2 /
+/// bfloat162 / float operands or MMA fragments (8-bit formats: four values per register, element j
+/// holding nibble fragment_nibble(F, O, j) of word j / 8).
 template <format F, int N>
 struct alignas(16) fragment {
   static_assert(detail::is_valid(F), "dq4: the format argument names no dq4::format enumerator");
@@ -207,12 +259,13 @@ struct alignas(16) fragment {
   static constexpr int registers = N / values_per_register(F);
   std::uint32_t regs[registers];
 
-  /// Bit pattern of element j (16 significant bits for fp16 and bf16).
+  /// Bit pattern of element j (16 significant bits for fp16 and bf16, 8 for the 8-bit formats).
   [[nodiscard]] DQ4_HD constexpr std::uint32_t bits(int j) const noexcept {
     if constexpr (F == format::fp32) {
       return regs[j];
     } else {
-      return (regs[j / 2] >> (16 * (j % 2))) & 0xFFFFu;
+      constexpr int per = values_per_register(F), width = value_bits(F);
+      return (regs[j / per] >> (width * (j % per))) & ((1u << width) - 1u);
     }
   }
 #if defined(__CUDACC__)
@@ -246,15 +299,36 @@ using bf16x8 = fragment<format::bf16, 8>;
 using bf16x32 = fragment<format::bf16, 32>;
 using fp32x8 = fragment<format::fp32, 8>;
 using fp32x32 = fragment<format::fp32, 32>;
+using int8x8 = fragment<format::int8, 8>;  ///< eight int8 values (two registers, four bytes each)
+using e4m3x8 = fragment<format::e4m3, 8>;
+using e5m2x8 = fragment<format::e5m2, 8>;
 
 /// A fragment of eight copies of one value (bit pattern `bits` of format F), e.g. a block scale.
 template <format F>
 [[nodiscard]] DQ4_HD constexpr fragment<F, 8> splat(std::uint32_t bits) noexcept {
   fragment<F, 8> out{};
-  const std::uint32_t reg = F == format::fp32 ? bits : (bits & 0xFFFFu) * 0x00010001u;
+  const std::uint32_t reg = F == format::fp32     ? bits
+                            : value_bits(F) == 16 ? (bits & 0xFFFFu) * 0x00010001u
+                                                  : (bits & 0xFFu) * 0x01010101u;
   for (int r = 0; r < fragment<F, 8>::registers; ++r) out.regs[r] = reg;
   return out;
 }
+
+/// An OCP MX block scale (E8M0): the number 2^(bits - 127); bits = 0xFF is NaN. MXFP4 stores one per
+/// 32 e2m1 values.
+struct e8m0 {
+  std::uint8_t bits;
+};
+
+namespace detail {
+/// e8m0 block scales multiply e2m1 values into e4m3 (MXFP4 to fp8); other pairs are not provided yet.
+template <format F, encoding E>
+struct valid_block_scale {
+  static_assert(F == format::e4m3, "dq4: e8m0 block scales give e4m3 outputs (e2m1 * 2^(E-127) rounded once)");
+  static_assert(E == encoding::e2m1, "dq4: e8m0 block scales apply to e2m1 (MXFP4) values");
+  static constexpr bool value = true;
+};
+}  // namespace detail
 
 // ------------------------------------------------------------------------------------------------
 // The reference: what every fast path must return, stated with integer arithmetic only.
@@ -296,25 +370,40 @@ struct exact_number {
   bool nan;
 };
 
-/// Bit pattern of the canonical NaN a GPU returns for f (0x7FFF, 0x7FFF, 0x7FFFFFFF).
+/// Bit pattern of the canonical NaN a GPU returns for f (0x7FFF, 0x7FFF, 0x7FFFFFFF; 0x7F for the
+/// fp8 formats). int8 has none.
 [[nodiscard]] DQ4_HD constexpr std::uint32_t canonical_nan(format f) noexcept {
-  return f == format::fp32 ? 0x7FFFFFFFu : 0x7FFFu;
+  return f == format::fp32 ? 0x7FFFFFFFu : value_bits(f) == 16 ? 0x7FFFu : 0x7Fu;
 }
 
-/// x rounded to format f: to nearest, ties to even, with subnormals, overflow to infinity. Defined
-/// for every exact_number (any magnitude and exponent).
+/// The lowest bit pattern above the largest finite value of f: the infinity of the IEEE-like
+/// formats; e4m3 has no infinity, its exponent field 15 holds finite values up to 448 (0x7E), and
+/// 0x7F is NaN.
+[[nodiscard]] DQ4_HD constexpr std::uint32_t beyond_finite(format f) noexcept {
+  return f == format::e4m3 ? 0x7Fu : ((1u << exponent_bits(f)) - 1u) << mantissa_bits(f);
+}
+
+/// The largest binade of f's finite values (2^bias; e4m3: 2^8, since its top exponent is finite).
+[[nodiscard]] DQ4_HD constexpr int largest_binade(format f) noexcept {
+  return f == format::e4m3 ? 8 : exponent_bias(f);
+}
+
+/// x rounded to floating-point format f: to nearest, ties to even, with subnormals. Beyond the
+/// largest finite value the IEEE-like formats give infinity; e4m3 saturates to +-448, as
+/// cvt.rn.satfinite does and as the OCP MX specification's conversions do (an infinity gives
+/// +-448 too). Defined for every exact_number (any magnitude and exponent).
 [[nodiscard]] DQ4_HD constexpr std::uint32_t round_to(format f, const exact_number& x) noexcept {
   const std::uint32_t sign = x.negative ? 1u << (value_bits(f) - 1) : 0u;
-  const std::uint32_t infinity = ((1u << exponent_bits(f)) - 1u) << mantissa_bits(f);
+  const std::uint32_t overflow = f == format::e4m3 ? beyond_finite(f) - 1u : beyond_finite(f);
   if (x.nan) return canonical_nan(f);
-  if (x.infinite) return sign | infinity;
+  if (x.infinite) return sign | overflow;
   if (x.magnitude == 0) return sign;  // a signed zero
   int top = 63;  // position of the magnitude's leading 1
   while ((x.magnitude >> top) == 0) --top;
   // Exponents in 64 bits: x.exponent may be anything an int holds.
   const long long min_exponent = 1 - exponent_bias(f);  // subnormals share the lowest binade's quantum
   const long long leading = top + static_cast<long long>(x.exponent);
-  if (leading > exponent_bias(f)) return sign | infinity;  // at least 2^(bias+1): beyond every finite value
+  if (leading > largest_binade(f)) return sign | overflow;  // beyond every finite value
   const long long binade = leading > min_exponent ? leading : min_exponent;
   // The result is a multiple of 2^(binade - M); count it in those units (`significand`).
   const long long shift = binade - mantissa_bits(f) - x.exponent;
@@ -330,7 +419,7 @@ struct exact_number {
   // With the implicit 1 inside `significand`, the fields are the sum below; a significand that
   // rounded up to 2^(M+1), or a subnormal that rounded up to 2^M, carries into the exponent.
   const std::uint64_t bits = (static_cast<std::uint64_t>(binade - min_exponent) << mantissa_bits(f)) + significand;
-  return sign | (bits >= infinity ? infinity : static_cast<std::uint32_t>(bits));
+  return sign | (bits >= beyond_finite(f) ? overflow : static_cast<std::uint32_t>(bits));
 }
 
 /// |v| as an unsigned number, for every int (INT_MIN included).
@@ -349,7 +438,10 @@ struct exact_number {
   const bool negative = ((bits >> (value_bits(f) - 1)) & 1u) != 0;
   const std::uint32_t field = (bits >> m) & ((1u << exponent_bits(f)) - 1u);
   const std::uint64_t fraction = bits & ((1u << m) - 1u);
-  if (field == (1u << exponent_bits(f)) - 1u) return exact_number{negative, 0, 0, fraction == 0, fraction != 0};
+  if (f == format::e4m3 && (bits & 0x7Fu) == 0x7Fu) return exact_number{negative, 0, 0, false, true};
+  if (f != format::e4m3 && field == (1u << exponent_bits(f)) - 1u) {
+    return exact_number{negative, 0, 0, fraction == 0, fraction != 0};
+  }
   const int min_exponent = 1 - exponent_bias(f);
   if (field == 0) return exact_number{negative, fraction, min_exponent - m, false, false};
   return exact_number{negative, fraction | (std::uint64_t{1} << m),
@@ -370,16 +462,27 @@ template <encoding E, order O>
   return decode<E>(nibble(word, source_nibble(O, j)));
 }
 
+/// The exact number a nibble stands for under encoding E.
+template <encoding E>
+[[nodiscard]] DQ4_HD constexpr exact_number number_of_nibble(unsigned n) noexcept {
+  if constexpr (E == encoding::e2m1) {
+    return exact_number{(n & 8u) != 0, twice_e2m1(n), -1, false, false};
+  } else {
+    const int v = decode<E>(n);
+    return exact_number{v < 0, magnitude_of(v), 0, false, false};
+  }
+}
+
 /// The exact number output element j (0..7) of a word stands for.
 template <encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr exact_number element(std::uint32_t word, int j) noexcept {
-  if constexpr (E == encoding::e2m1) {
-    const unsigned n = nibble(word, source_nibble(O, j));
-    return exact_number{(n & 8u) != 0, twice_e2m1(n), -1, false, false};
-  } else {
-    const int v = value<E, O>(word, j);
-    return exact_number{v < 0, magnitude_of(v), 0, false, false};
-  }
+  return number_of_nibble<E>(nibble(word, source_nibble(O, j)));
+}
+
+/// The bit pattern of the exact integer v in format f: an int8 byte (two's complement, v in
+/// -128..127) or v rounded to a float format.
+[[nodiscard]] DQ4_HD constexpr std::uint32_t integer_bits(format f, int v) noexcept {
+  return f == format::int8 ? static_cast<std::uint32_t>(v) & 0xFFu : bits_of(f, v);
 }
 
 /// Packs eight bit patterns, element j at register j / per-register, like the fast paths.
@@ -392,19 +495,28 @@ template <format F>
   return out;
 }
 
-/// The eight values of one word in format F: element j = the value of its nibble, exactly.
+/// The eight values of one word in format F: element j = the value of nibble fragment_nibble(F, O, j),
+/// exactly (every value dq4 produces unscaled is a value of F: see detail::valid_output).
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word) noexcept {
-  static_assert(detail::valid_path<F, E, O>::value);
+  static_assert(detail::valid_path<F, E, O>::value && detail::valid_output<F, E>::value);
   std::uint32_t bits[8] = {};
-  for (int j = 0; j < 8; ++j) bits[j] = round_to(F, element<E, O>(word, j));
+  for (int j = 0; j < 8; ++j) {
+    const unsigned n = nibble(word, fragment_nibble(F, O, j));
+    if constexpr (F == format::int8) {
+      bits[j] = integer_bits(F, decode<E>(n));
+    } else {
+      bits[j] = round_to(F, number_of_nibble<E>(n));
+    }
+  }
   return assemble<F>(bits);
 }
 
 /// Element j = value * scales element j, rounded once to F (the product is exact before rounding).
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, const fragment<F, 8>& scales) noexcept {
-  static_assert(detail::valid_path<F, E, O>::value);
+  static_assert(detail::valid_path<F, E, O>::value && detail::valid_output<F, E>::value &&
+                detail::valid_scaled_output<F>::value);
   std::uint32_t bits[8] = {};
   for (int j = 0; j < 8; ++j) {
     const exact_number v = element<E, O>(word, j);
@@ -439,12 +551,46 @@ template <zeros Z>
 template <format F, zeros Z, order O>
 [[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, std::uint32_t zeros_word,
                                                          const fragment<F, 8>& scales) noexcept {
-  static_assert(detail::valid_zero_path<F, Z, O>::value);
+  static_assert(detail::valid_zero_path<F, Z, O>::value && detail::valid_scaled_output<F>::value);
   std::uint32_t bits[8] = {};
   for (int j = 0; j < 8; ++j) {
     const int q = value<encoding::u4, O>(word, j);
     const int z = zero_of<Z>(zeros_word, source_nibble(O, j));
     bits[j] = round_to(F, times(q - z, number_of(F, scales.bits(j))));
+  }
+  return assemble<F>(bits);
+}
+
+/// Element j = q - z exactly, unscaled (in -16..15: a value of every format but e5m2), with q the u4
+/// weight of nibble k = fragment_nibble(F, O, j) and z nibble k's zero under convention Z.
+template <format F, zeros Z, order O>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, std::uint32_t zeros_word) noexcept {
+  static_assert(detail::valid_zero_path<F, Z, O>::value && detail::valid_output<F, encoding::u4>::value);
+  static_assert(F != format::e5m2, "dq4: q - z (-16..15) is not always an e5m2 value (9 needs three mantissa bits)");
+  std::uint32_t bits[8] = {};
+  for (int j = 0; j < 8; ++j) {
+    const int k = fragment_nibble(F, O, j);
+    bits[j] = integer_bits(F, static_cast<int>(nibble(word, k)) - zero_of<Z>(zeros_word, k));
+  }
+  return assemble<F>(bits);
+}
+
+/// Element j = e2m1 value * 2^(s.bits - 127) rounded once to e4m3 (saturating at +-448, see
+/// round_to); s.bits = 0xFF is NaN and makes every element NaN (0x7F, 0xFF where the nibble's sign
+/// bit is set), as the OCP MX specification says of a NaN scale.
+template <format F, encoding E, order O>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, e8m0 s) noexcept {
+  static_assert(detail::valid_path<F, E, O>::value && detail::valid_block_scale<F, E>::value);
+  std::uint32_t bits[8] = {};
+  for (int j = 0; j < 8; ++j) {
+    const unsigned n = nibble(word, fragment_nibble(F, O, j));
+    if (s.bits == 0xFFu) {
+      bits[j] = canonical_nan(F) | ((n & 8u) << 4);
+    } else {
+      exact_number x = number_of_nibble<E>(n);
+      x.exponent += static_cast<int>(s.bits) - 127;
+      bits[j] = round_to(F, x);
+    }
   }
   return assemble<F>(bits);
 }
@@ -576,17 +722,29 @@ template <format F, encoding E, order O>
 #endif  // defined(__CUDA_ARCH__)
 }
 
-/// (a & b) ^ c as one instruction. Written as plain C++ the compiler emits two LOP3s when both b and
-/// c are constants (a SASS LOP3 takes one immediate); the PTX form lets ptxas keep c in a register.
-[[nodiscard]] DQ4_HD std::uint32_t and_xor(std::uint32_t a, std::uint32_t b, std::uint32_t c) noexcept {
+/// Any bitwise function of three registers as one LOP3: bit i of the result is bit
+/// (4 a_i + 2 b_i + c_i) of Lut (so Lut = f(0xF0, 0xCC, 0xAA)). Written as plain C++, a function of two
+/// constants and a register becomes two LOP3s (a SASS LOP3 takes one immediate); the PTX form lets
+/// ptxas keep the second constant in a register. Not volatile: the result depends on the operands only.
+template <unsigned Lut>
+[[nodiscard]] DQ4_HD std::uint32_t lop3(std::uint32_t a, std::uint32_t b, std::uint32_t c) noexcept {
+  static_assert(Lut <= 0xFFu, "a LOP3 table has 8 bits");
 #if defined(__CUDA_ARCH__)
   std::uint32_t out;
-  // LUT 0x6A = (0xF0 & 0xCC) ^ 0xAA. Not volatile: the result depends on the operands only.
-  asm("lop3.b32 %0, %1, %2, %3, 0x6a;" : "=r"(out) : "r"(a), "r"(b), "r"(c));
+  asm("lop3.b32 %0, %1, %2, %3, %4;" : "=r"(out) : "r"(a), "r"(b), "r"(c), "n"(Lut));
   return out;
 #else   // !defined(__CUDA_ARCH__)
-  return (a & b) ^ c;
+  std::uint32_t out = 0;
+  for (unsigned m = 0; m < 8; ++m) {  // the OR of the minterms the table selects
+    if ((Lut >> m) & 1u) out |= ((m & 4u) ? a : ~a) & ((m & 2u) ? b : ~b) & ((m & 1u) ? c : ~c);
+  }
+  return out;
 #endif  // defined(__CUDA_ARCH__)
+}
+
+/// (a & b) ^ c as one instruction (LUT 0x6A = (0xF0 & 0xCC) ^ 0xAA).
+[[nodiscard]] DQ4_HD std::uint32_t and_xor(std::uint32_t a, std::uint32_t b, std::uint32_t c) noexcept {
+  return lop3<0x6Au>(a, b, c);
 }
 
 /// The word register r's nibbles are masked from.
@@ -628,14 +786,38 @@ template <format F, encoding E, order O, class Arithmetic>
 
 }  // namespace detail
 
+namespace detail {
+
+/// Registers of a zero_point<F, O>: those of the output for fp16, bf16, fp32 and int8; e4m3 computes
+/// q - z in fp16 first (see fp8_difference), so its zero points are four fp16x2 registers.
+[[nodiscard]] DQ4_HD constexpr int zero_point_registers(format f) noexcept {
+  return f == format::e4m3 ? 4 : 8 / values_per_register(f);
+}
+
+/// The plan of register r of e4m3's q - z route: fp16 with the nibbles in the word's own order
+/// (register r holds nibbles 2r and 2r + 1, the sequential plan), every magic eight binades lower, so
+/// that the values are (q - z) * 2^-8, whose fp16 bits hold the e4m3 bits (see fp8_difference).
+[[nodiscard]] DQ4_HD constexpr register_plan e4m3_route_plan(int r) noexcept {
+  register_plan p = plan<format::fp16, encoding::u4, order::sequential>(r);
+  constexpr std::uint32_t eight_binades = 0x20002000u;  // 8 << 10 in each lane; every magic field is >= 21
+  p.lop3_constant -= eight_binades;
+  p.magic -= eight_binades;
+  p.addend -= eight_binades;
+  return p;
+}
+
+}  // namespace detail
+
 /// The per-group registers of a zero-point dequantization, made by prepare_zeros once per group,
-/// outside the K loop, and read by dequantize. They hold -(2^(M-o) + z) per value, in the output
-/// layout (register r's values as in dequantize's result), the same bits on the host, on every
-/// device target and in the reference path: prepared on the host, they may be copied to the device.
-/// Every zero-point convention gives this one representation, so the type does not name it.
+/// outside the K loop, and read by dequantize. For fp16, bf16 and fp32 they hold -(2^(M-o) + z) per
+/// value, in the output layout (register r's values as in dequantize's result); for int8 the byte
+/// 0x80 - z per value, in the int8 layout; for e4m3 -(2^(2-o) + z * 2^-8) in fp16 lanes, nibbles in
+/// the word's order. They are the same bits on the host, on every device target and in the
+/// reference path: prepared on the host, they may be copied to the device. Every zero-point
+/// convention gives this one representation, so the type does not name it.
 template <format F, order O>
 struct zero_point {
-  std::uint32_t regs[fragment<F, 8>::registers];
+  std::uint32_t regs[detail::zero_point_registers(F)];
 };
 
 namespace detail {
@@ -664,10 +846,10 @@ template <format F, zeros Z, order O>
 [[nodiscard]] DQ4_HD zero_point<F, O> magic_prepare_zeros(std::uint32_t zeros_word) noexcept {
   const std::uint32_t z = zeros_as_nibbles<Z>(zeros_word);
   zero_point<F, O> out{};
-  unrolled<fragment<F, 8>::registers>([&](auto r) {
+  unrolled<zero_point_registers(F)>([&](auto r) {
     constexpr int R = decltype(r)::value;
-    constexpr register_plan p = plan<F, encoding::u4, O>(R);
-    constexpr std::uint32_t sign = value_bits(F) == 16 ? 0x80008000u : 0x80000000u;
+    constexpr register_plan p = F == format::e4m3 ? e4m3_route_plan(R) : plan<F, encoding::u4, O>(R);
+    constexpr std::uint32_t sign = value_bits(F) == 32 ? 0x80000000u : 0x80008000u;
     const std::uint32_t negated = and_xor(source_word(z, p), p.mask, p.magic | sign);  // -(2^(M-o) + n)
     out.regs[R] = Z == zeros::gptq_v1_no_wrap ? negated + p.unit : negated;
   });
@@ -687,15 +869,21 @@ template <format F, order O, class Arithmetic>
   return out;
 }
 
-/// The zero z of element j (0..7) that prepared registers hold: the mantissa field of its value is
-/// z << o, under the exponent of 2^(M-o).
+/// The zero z of element j (0..7) that prepared registers hold: for the float formats the mantissa
+/// field of its value is z << o, under the exponent of the magic (e4m3: the fp16 lanes of its route,
+/// element j in register j / 2); for int8 its byte is 0x80 - z.
 template <format F, order O>
 [[nodiscard]] DQ4_HD constexpr int prepared_zero(const zero_point<F, O>& zero, int j) noexcept {
-  constexpr int per_register = values_per_register(F);
-  const int r = j / per_register, lane = j % per_register;
-  const offsets o = nibble_offsets<F, O>(r);
-  const std::uint32_t mantissa = (zero.regs[r] >> (16 * lane)) & ((1u << mantissa_bits(F)) - 1u);
-  return static_cast<int>(mantissa >> (lane == 0 ? o.low : o.high));
+  if constexpr (F == format::int8) {
+    return 0x80 - static_cast<int>((zero.regs[j / 4] >> (8 * (j % 4))) & 0xFFu);
+  } else {
+    constexpr format lanes = F == format::e4m3 ? format::fp16 : F;
+    constexpr int per_register = values_per_register(lanes);
+    const int r = j / per_register, lane = j % per_register;
+    const offsets o = nibble_offsets<lanes, F == format::e4m3 ? order::sequential : O>(r);
+    const std::uint32_t mantissa = (zero.regs[r] >> (16 * lane)) & ((1u << mantissa_bits(lanes)) - 1u);
+    return static_cast<int>(mantissa >> (lane == 0 ? o.low : o.high));
+  }
 }
 
 /// The portable zero-point path (host code, and device targets without F's arithmetic): the
@@ -709,6 +897,29 @@ template <format F, order O>
     bits[j] = reference::round_to(F, reference::times(difference, reference::number_of(F, scales.bits(j))));
   }
   return reference::assemble<F>(bits);
+}
+
+/// The same without scales: q - z exactly, in any format but e5m2.
+template <format F, order O>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize_prepared(std::uint32_t word, const zero_point<F, O>& zero) noexcept {
+  std::uint32_t bits[8] = {};
+  for (int j = 0; j < 8; ++j) {
+    const int q = static_cast<int>(reference::nibble(word, fragment_nibble(F, O, j)));
+    bits[j] = reference::integer_bits(F, q - prepared_zero<F, O>(zero, j));
+  }
+  return reference::assemble<F>(bits);
+}
+
+/// x + z_r without the scale: q - z exactly (fp16, bf16, fp32), the unscaled path's count.
+template <format F, order O, class Arithmetic>
+[[nodiscard]] DQ4_HD fragment<F, 8> magic_dequantize(std::uint32_t word, const zero_point<F, O>& zero,
+                                                     const Arithmetic& arithmetic) noexcept {
+  fragment<F, 8> out{};
+  unrolled<fragment<F, 8>::registers>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    out.regs[R] = arithmetic.add(biased_register<F, encoding::u4, O, R>(word), zero.regs[R]);
+  });
+  return out;
 }
 
 /// e2m1 via tables. The magnitude of a nibble (exponent and mantissa bits, 0..7) indexes an 8-byte
@@ -886,6 +1097,18 @@ struct device_arithmetic<format::bf16> {
 };
 #endif  // __CUDA_ARCH__ >= 900 || !defined(__CUDA_ARCH__)
 #undef DQ4_PTX_BINARY
+
+/// bf16x2 addition for results that are bf16 values exactly (small integers), on targets without bf16
+/// arithmetic (sm_75): each lane widened to fp32 (a bf16 is the top half of an fp32), one exact
+/// FADD per lane, the top halves gathered by a PRMT.
+struct exact_bf16_through_fp32 {
+  __device__ std::uint32_t add(std::uint32_t a, std::uint32_t b) const noexcept {
+    const device_arithmetic<format::fp32> fp32{};
+    const std::uint32_t low = fp32.add(a << 16, b << 16);
+    const std::uint32_t high = fp32.add(a & 0xFFFF0000u, b & 0xFFFF0000u);
+    return prmt(low, high, 0x7632u);
+  }
+};
 #endif  // defined(__CUDACC__)
 
 /// Whether device code being compiled has add and multiply for format F (f16x2 from sm_53, bf16x2
@@ -905,6 +1128,228 @@ template <format F>
   fragment<format::bf16, 8> out{};
   for (int r = 0; r < 4; ++r) out.regs[r] = prmt(f.regs[2 * r], f.regs[2 * r + 1], 0x7632u);
   return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// The 8-bit outputs (int8, e4m3, e5m2): integer instructions only, except e4m3's q - z (fp16 adds).
+// ------------------------------------------------------------------------------------------------
+
+/// The word rotated left by 4 bits (one SHF): byte b holds nibble 2b - 1 (nibble 7 for b = 0) in its
+/// low half and nibble 2b in its high half, so its byte tops are the signs of the even nibbles.
+[[nodiscard]] DQ4_HD constexpr std::uint32_t rotated_nibble(std::uint32_t word) noexcept {
+  return (word << 4) | (word >> 28);
+}
+
+/// Two registers whose byte i has, in its low four bits, the nibble of element 4g + i (g = register)
+/// of the 8-bit layout of F for order O (the high four bits are whatever lies there). int8 in
+/// interleaved order takes the even nibbles as they lie and the odd ones shifted down (1 SHF);
+/// nibble order takes each byte from the word or its rotated copy (1 SHF + 2 PRMT).
+template <format F, order O>
+struct byte_nibbles {
+  static constexpr bool split = F == format::int8 && O == order::interleaved;
+  static DQ4_HD std::uint32_t low(std::uint32_t word, std::uint32_t rotated, int g) noexcept {
+    if (split) return g == 0 ? word : word >> 4;
+    // byte i: nibble 4g + i is the low half of byte 2g + i/2 of the word (i even) or of the rotated word (i odd)
+    return prmt(word, rotated, g == 0 ? 0x6150u : 0x4372u);
+  }
+  /// 0xFF in byte i where the nibble of element 4g + i has bit 3 set, else 0 (one PRMT in
+  /// sign-replicate mode: an odd nibble's bit 3 is a byte top of the word, an even one's of the
+  /// rotated word).
+  static DQ4_HD std::uint32_t signs(std::uint32_t word, std::uint32_t rotated, int g) noexcept {
+    if (split) return prmt(g == 0 ? rotated : word, 0u, 0xBA98u);
+    return prmt(word, rotated, g == 0 ? 0x9D8Cu : 0xBFAEu);
+  }
+};
+
+/// Bytes (x & 0x07) | (s & 0xF8) (one LOP3): the sign extension of a nibble whose bit 3, replicated,
+/// is s; with Complement, (x & 0x07) | (~s & 0xF8).
+template <bool Complement>
+[[nodiscard]] DQ4_HD std::uint32_t sign_extended(std::uint32_t x, std::uint32_t s) noexcept {
+  // (0xF0 & 0xAA) | (0xCC & ~0xAA) = 0xE4; (0xF0 & 0xAA) | (~0xCC & ~0xAA) = 0xB1
+  return lop3<Complement ? 0xB1u : 0xE4u>(x, s, 0x07070707u);
+}
+
+/// int8 from an integer encoding. u4: the nibbles masked. s4: the nibble's low three bits under its
+/// replicated sign (one LOP3). u4b8: n - 8 is s4 of n ^ 8, whose sign is bit 3 inverted: the same
+/// LOP3 with the sign bytes complemented.
+template <encoding E, order O>
+[[nodiscard]] DQ4_HD fragment<format::int8, 8> int8_dequantize(std::uint32_t word) noexcept {
+  using layout = byte_nibbles<format::int8, O>;
+  const std::uint32_t rotated = rotated_nibble(word);
+  fragment<format::int8, 8> out{};
+  unrolled<2>([&](auto g) {
+    constexpr int G = decltype(g)::value;
+    const std::uint32_t x = layout::low(word, rotated, G);
+    if constexpr (E == encoding::u4) {
+      out.regs[G] = x & 0x0F0F0F0Fu;
+    } else {
+      const std::uint32_t s = layout::signs(word, rotated, G);
+      out.regs[G] = sign_extended<E == encoding::u4b8>(x, s);
+    }
+  });
+  return out;
+}
+
+/// int8 zero points: 0x80 - z per byte, in the int8 layout (z <= 16, so no byte borrows).
+template <zeros Z, order O>
+[[nodiscard]] DQ4_HD zero_point<format::int8, O> int8_prepare_zeros(std::uint32_t zeros_word) noexcept {
+  using layout = byte_nibbles<format::int8, O>;
+  const std::uint32_t z = zeros_as_nibbles<Z>(zeros_word);
+  const std::uint32_t rotated = rotated_nibble(z);
+  // gptq_v1_no_wrap: z = n + 1, so 0x80 - z = 0x7F - n
+  constexpr std::uint32_t base = Z == zeros::gptq_v1_no_wrap ? 0x7F7F7F7Fu : 0x80808080u;
+  zero_point<format::int8, O> out{};
+  unrolled<2>([&](auto g) {
+    constexpr int G = decltype(g)::value;
+    out.regs[G] = base - (layout::low(z, rotated, G) & 0x0F0F0F0Fu);
+  });
+  return out;
+}
+
+/// int8 q - z: q + (0x80 - z) is 0x80 + (q - z), in 0x70..0x8F, so no byte carries into the next
+/// (one IADD for four bytes); flipping bit 7 leaves q - z in two's complement (one LOP3).
+template <order O>
+[[nodiscard]] DQ4_HD fragment<format::int8, 8> int8_difference(std::uint32_t word,
+                                                             const zero_point<format::int8, O>& zero) noexcept {
+  using layout = byte_nibbles<format::int8, O>;
+  const std::uint32_t rotated = rotated_nibble(word);
+  fragment<format::int8, 8> out{};
+  unrolled<2>([&](auto g) {
+    constexpr int G = decltype(g)::value;
+    out.regs[G] = ((layout::low(word, rotated, G) & 0x0F0F0F0Fu) + zero.regs[G]) ^ 0x80808080u;
+  });
+  return out;
+}
+
+/// Register r (bytes 4r..4r+3) of a table of F's bit patterns, entry i = the value of nibble i under E.
+template <format F, encoding E>
+[[nodiscard]] DQ4_HD constexpr std::uint32_t table_register(int r) noexcept {
+  std::uint32_t reg = 0;
+  for (int b = 0; b < 4; ++b) {
+    const auto n = static_cast<unsigned>(4 * r + b);
+    reg |= reference::round_to(F, reference::number_of_nibble<E>(n)) << (8 * b);
+  }
+  return reg;
+}
+
+/// An 8-entry byte table in two registers (entries 0..3 in lo, 4..7 in hi), indexed by PRMT.
+struct byte_table {
+  std::uint32_t lo, hi;
+};
+
+/// fp8 from an integer encoding by table (nibble order: register g holds nibbles 4g..4g+3, so the
+/// selector of register g is the word shifted by 16g; PRMT reads its low 16 bits). The 16 entries
+/// are two 8-entry tables: PRMT with the nibble as selector gives entry n for n < 8, and with bit 3
+/// flipped entry n for n >= 8 from the high table; where bit 3 is set the selector instead copies a
+/// byte's top bit (sign-replicate mode). u4's entries are all positive, so those copies are 0 and an
+/// OR merges the two; s4 and u4b8 pick by the nibble's replicated bit 3 (one LOP3).
+template <format F, encoding E>
+[[nodiscard]] DQ4_HD fragment<F, 8> fp8_from_integers(std::uint32_t word) noexcept {
+  using layout = byte_nibbles<F, order::sequential>;
+  constexpr std::uint32_t t0 = table_register<F, E>(0), t1 = table_register<F, E>(1);
+  constexpr std::uint32_t t2 = table_register<F, E>(2), t3 = table_register<F, E>(3);
+  const std::uint32_t flipped = word ^ 0x88888888u;
+  const std::uint32_t rotated = rotated_nibble(word);
+  fragment<F, 8> out{};
+  unrolled<2>([&](auto g) {
+    constexpr int G = decltype(g)::value;
+    const std::uint32_t low = prmt(t0, t1, word >> (16 * G));
+    const std::uint32_t high = prmt(t2, t3, flipped >> (16 * G));
+    if constexpr (E == encoding::u4) {
+      out.regs[G] = low | high;
+    } else {
+      const std::uint32_t s = layout::signs(word, rotated, G);
+      out.regs[G] = (high & s) | (low & ~s);
+    }
+  });
+  return out;
+}
+
+/// The 8-entry table of F's bit patterns of the e2m1 magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6.
+template <format F>
+[[nodiscard]] DQ4_HD constexpr byte_table e2m1_magnitudes() noexcept {
+  return byte_table{table_register<F, encoding::e2m1>(0), table_register<F, encoding::e2m1>(1)};
+}
+
+/// fp8 from e2m1 (both fp8 formats are sign-magnitude, like e2m1): the magnitude bits index the
+/// table (one LOP3 masks the signs off for every nibble), and the nibble's sign bit, replicated by a
+/// PRMT, gives bit 7 (one LOP3). The table may hold scaled values (prepare_block_scale).
+template <format F>
+[[nodiscard]] DQ4_HD fragment<F, 8> fp8_from_e2m1(std::uint32_t word, const byte_table& table) noexcept {
+  using layout = byte_nibbles<F, order::sequential>;
+  const std::uint32_t magnitudes = word & 0x77777777u;
+  const std::uint32_t rotated = rotated_nibble(word);
+  fragment<F, 8> out{};
+  unrolled<2>([&](auto g) {
+    constexpr int G = decltype(g)::value;
+    const std::uint32_t magnitude = prmt(table.lo, table.hi, magnitudes >> (16 * G));
+    out.regs[G] = magnitude | (layout::signs(word, rotated, G) & 0x80808080u);
+  });
+  return out;
+}
+
+/// e4m3 q - z through fp16: with the route's magic the fp16 add gives v * 2^-8 exactly (v = q - z,
+/// |v| <= 16), a normal fp16 (or 0) whose exponent field is v's e4m3 exponent field (at most 11, so
+/// bit 14 is 0) and whose top three mantissa bits are v's e4m3 mantissa (v has at most four
+/// significant bits). The e4m3 byte is then bit 15 and bits 13..7: h + (h & 0x3FFF) moves bits 13..0
+/// up by one without touching bit 15 (no carry leaves the lane), and a PRMT gathers the top bytes
+/// of two registers.
+template <order O, class Arithmetic>
+[[nodiscard]] DQ4_HD fragment<format::e4m3, 8> fp8_difference(std::uint32_t word, const zero_point<format::e4m3, O>& zero,
+                                                             const Arithmetic& arithmetic) noexcept {
+  std::uint32_t packed[4] = {};
+  unrolled<4>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    constexpr register_plan p = e4m3_route_plan(R);
+    const std::uint32_t h = arithmetic.add(and_xor(source_word(word, p), p.mask, p.lop3_constant), zero.regs[R]);
+    packed[R] = h + (h & 0x3FFF3FFFu);
+  });
+  fragment<format::e4m3, 8> out{};
+  out.regs[0] = prmt(packed[0], packed[1], 0x7531u);
+  out.regs[1] = prmt(packed[2], packed[3], 0x7531u);
+  return out;
+}
+
+/// The e4m3 bits of m * 2^x (m = 1 or 3), rounded to nearest even, saturating at 448: normal from
+/// 2^-6 (exponent field x + 7, or x + 8 with mantissa 4 for 1.5 * 2^(x+1)), subnormal below (a
+/// multiple of 2^-9: m * 2^(x+9), halves rounded to even).
+[[nodiscard]] DQ4_HD constexpr std::uint32_t e4m3_of_power(unsigned m, int x) noexcept {
+  if (m == 1) {
+    if (x > 8) return 0x7Eu;
+    if (x >= -6) return static_cast<std::uint32_t>(x + 7) << 3;
+    if (x >= -9) return 1u << (x + 9);
+    return 0;  // 2^-10 is half of the smallest subnormal: a tie, to the even 0
+  }
+  if (x >= 8) return 0x7Eu;  // 3 * 2^8 = 768 > 448
+  if (x >= -7) return (static_cast<std::uint32_t>(x + 8) << 3) | 4u;
+  if (x == -8) return 6;
+  if (x == -9) return 3;
+  if (x == -10) return 2;  // 1.5 * 2^-9: a tie, to the even 2
+  if (x == -11) return 1;  // 0.75 * 2^-9
+  return 0;
+}
+
+/// The scaled e2m1 magnitudes for a block scale 2^k: entry i = e4m3 of twice_e2m1(i) * 2^(k-1).
+/// Where every entry stays normal and finite (k in -5..6, so 0.5 * 2^k >= 2^-6 and 6 * 2^k <= 384)
+/// scaling is adding k to the exponent field of the nonzero entries: one IADD per table register
+/// (no byte leaves 0..0x7F). Elsewhere each entry is rounded by e4m3_of_power.
+[[nodiscard]] DQ4_HD constexpr byte_table e4m3_scaled_magnitudes(e8m0 s) noexcept {
+  if (s.bits == 0xFFu) return byte_table{0x7F7F7F7Fu, 0x7F7F7F7Fu};  // NaN scale: NaN everywhere
+  const int k = static_cast<int>(s.bits) - 127;
+  constexpr byte_table unscaled = e2m1_magnitudes<format::e4m3>();
+  if (k >= -5 && k <= 6) {
+    const auto step = static_cast<std::uint32_t>(8 * k);  // k in the exponent field, mod 2^32
+    return byte_table{unscaled.lo + step * 0x01010100u, unscaled.hi + step * 0x01010101u};
+  }
+  std::uint32_t regs[2] = {0, 0};
+  for (unsigned i = 1; i < 8; ++i) {
+    const unsigned twice = reference::twice_e2m1(i);  // 1, 2, 3, 4, 6, 8, 12 = m * 2^p, m in {1, 3}
+    const unsigned m = twice % 3 == 0 ? 3u : 1u;
+    int p = 0;
+    while ((m << p) != twice) ++p;
+    regs[i / 4] |= e4m3_of_power(m, p + k - 1) << (8 * (i % 4));
+  }
+  return byte_table{regs[0], regs[1]};
 }
 
 /// The nibble that encodes value v (already range-checked) under an integer encoding E.
@@ -928,6 +1373,9 @@ template <encoding E>
     case format::fp16: return "fp16";
     case format::bf16: return "bf16";
     case format::fp32: return "fp32";
+    case format::int8: return "int8";
+    case format::e4m3: return "e4m3";
+    case format::e5m2: return "e5m2";
   }
   return "format(" + std::to_string(static_cast<int>(f)) + ")";
 }
@@ -962,10 +1410,15 @@ template <encoding E>
 /// reference. Instruction counts per 8 values: see the README's API table (checked in CI).
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word) noexcept {
-  static_assert(detail::valid_path<F, E, O>::value);
-  static_assert(!(E == encoding::e2m1 && F == format::fp32), "e2m1 dequantizes to fp16 or bf16");
+  static_assert(detail::valid_path<F, E, O>::value && detail::valid_output<F, E>::value);
 #if defined(__CUDA_ARCH__)
-  if constexpr (E == encoding::e2m1) {
+  if constexpr (F == format::int8) {
+    return detail::int8_dequantize<E, O>(word);
+  } else if constexpr (value_bits(F) == 8 && E == encoding::e2m1) {
+    return detail::fp8_from_e2m1<F>(word, detail::e2m1_magnitudes<F>());
+  } else if constexpr (value_bits(F) == 8) {
+    return detail::fp8_from_integers<F, E>(word);
+  } else if constexpr (E == encoding::e2m1) {
     return detail::e2m1_dequantize<F, O>(word);  // integer instructions only
   } else if constexpr (detail::has_arithmetic<F>()) {
     return detail::magic_dequantize<F, E, O>(word, detail::device_arithmetic<F>{});
@@ -983,8 +1436,8 @@ template <format F, encoding E, order O>
 /// sm_75) the reference runs.
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const fragment<F, 8>& scales) noexcept {
-  static_assert(detail::valid_path<F, E, O>::value);
-  static_assert(!(E == encoding::e2m1 && F == format::fp32), "e2m1 dequantizes to fp16 or bf16");
+  static_assert(detail::valid_path<F, E, O>::value && detail::valid_output<F, E>::value &&
+                detail::valid_scaled_output<F>::value);
 #if defined(__CUDA_ARCH__)
   if constexpr (detail::has_arithmetic<F>()) {
     const detail::device_arithmetic<F> arithmetic{};
@@ -1006,7 +1459,13 @@ template <format F, encoding E, order O>
 template <format F, zeros Z, order O>
 [[nodiscard]] DQ4_HD zero_point<F, O> prepare_zeros(std::uint32_t zeros_word) noexcept {
   static_assert(detail::valid_zero_path<F, Z, O>::value);
-  return detail::magic_prepare_zeros<F, Z, O>(zeros_word);
+  static_assert(F != format::e5m2, "dq4: q - z (-16..15) is not always an e5m2 value (9 needs three mantissa bits): "
+                                   "use e4m3, int8 or a 16-bit format");
+  if constexpr (F == format::int8) {
+    return detail::int8_prepare_zeros<Z, O>(zeros_word);
+  } else {
+    return detail::magic_prepare_zeros<F, Z, O>(zeros_word);
+  }
 }
 
 /// Eight values (q - z) * s from u4 weights, each rounded once: bit-exact to
@@ -1016,13 +1475,68 @@ template <format F, zeros Z, order O>
 template <format F, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const zero_point<F, O>& zero,
                                                const fragment<F, 8>& scales) noexcept {
-  static_assert(detail::valid_path<F, encoding::u4, O>::value);
+  static_assert(detail::valid_path<F, encoding::u4, O>::value && detail::valid_scaled_output<F>::value);
 #if defined(__CUDA_ARCH__)
   if constexpr (detail::has_arithmetic<F>()) {
     return detail::magic_dequantize<F, O>(word, zero, scales, detail::device_arithmetic<F>{});
   }
 #endif  // defined(__CUDA_ARCH__)
   return detail::dequantize_prepared<F, O>(word, zero, scales);
+}
+
+/// Eight values q - z from u4 weights, exactly and unscaled, for kernels that apply the group scale
+/// after the MMA: bit-exact to reference::dequantize<F, Z, O>(word, zeros_word) for the zeros word and
+/// convention `zero` was prepared from. Every format but e5m2 (q - z is in -16..15). fp16, bf16,
+/// fp32: the unscaled path's instructions (the add subtracts 2^(M-o) + z instead of 2^(M-o)); int8:
+/// one IADD and one LOP3 per register after the nibbles; e4m3: the fp16 add, then the e4m3 bits
+/// moved into bytes. Host code runs the reference's arithmetic on the zeros read back from `zero`.
+template <format F, order O>
+[[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const zero_point<F, O>& zero) noexcept {
+  static_assert(detail::valid_path<F, encoding::u4, O>::value);
+#if defined(__CUDA_ARCH__)
+  if constexpr (F == format::int8) {
+    return detail::int8_difference<O>(word, zero);
+  } else if constexpr (F == format::e4m3) {
+    return detail::fp8_difference<O>(word, zero, detail::device_arithmetic<format::fp16>{});
+  } else if constexpr (detail::has_arithmetic<F>()) {
+    return detail::magic_dequantize<F, O>(word, zero, detail::device_arithmetic<F>{});
+  } else if constexpr (F == format::bf16) {
+    return detail::magic_dequantize<F, O>(word, zero, detail::exact_bf16_through_fp32{});
+  }
+#endif  // defined(__CUDA_ARCH__)
+  return detail::dequantize_prepared<F, O>(word, zero);
+}
+
+/// The per-block registers of an e8m0 block scale for output format F (e4m3): the e2m1 magnitudes
+/// times the scale, each rounded once, as the table dequantize reads, and the scale itself (which the
+/// host's reference path reads). Made by prepare_block_scale once per block, outside the inner loop.
+template <format F>
+struct block_scale {
+  std::uint32_t table[2];
+  e8m0 scale;
+};
+
+/// The block_scale of an e8m0 scale s for e2m1 to F (e4m3): 2 instructions where every scaled
+/// value stays a normal e4m3 (s.bits in 122..133), about 60 elsewhere (rounding, saturation and
+/// NaN per table entry); integer instructions only, the same bits on the host and the device.
+template <format F>
+[[nodiscard]] DQ4_HD block_scale<F> prepare_block_scale(e8m0 s) noexcept {
+  static_assert(detail::valid_block_scale<F, encoding::e2m1>::value);
+  const detail::byte_table t = detail::e4m3_scaled_magnitudes(s);
+  return block_scale<F>{{t.lo, t.hi}, s};
+}
+
+/// Eight e2m1 values times the block scale, each rounded once to F (e4m3): bit-exact to
+/// reference::dequantize<F, E, O>(word, scale.scale). The same instructions as unscaled e2m1 to e4m3
+/// (the scale lives in the table). Saturates at +-448; a NaN scale (0xFF) gives NaN everywhere.
+template <format F, encoding E, order O>
+[[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const block_scale<F>& scale) noexcept {
+  static_assert(detail::valid_path<F, E, O>::value && detail::valid_block_scale<F, E>::value);
+#if defined(__CUDA_ARCH__)
+  return detail::fp8_from_e2m1<F>(word, detail::byte_table{scale.table[0], scale.table[1]});
+#else   // !defined(__CUDA_ARCH__)
+  return reference::dequantize<F, E, O>(word, scale.scale);
+#endif  // defined(__CUDA_ARCH__)
 }
 
 /// 32 values from four packed words (the width of one 128-bit load): elements 8i..8i+7 come from

@@ -24,24 +24,43 @@ BUDGETS = {
     ("bf16", "int"): (11, 13), ("bf16", "e2m1"): (16, 15),
     ("bf16", "int_scaled"): (15, 17), ("bf16", "e2m1_scaled"): (20, 19), ("bf16", "zero_point"): (15, 17),
     ("fp32", "int"): (17, 17), ("fp32", "int_scaled"): (25, 25), ("fp32", "zero_point"): (25, 25),
+    # q - z unscaled: the unscaled path's count (the add subtracts 2^(M-o) + z instead of 2^(M-o)).
+    ("fp16", "difference"): (9, 12), ("bf16", "difference"): (11, 13), ("fp32", "difference"): (17, 17),
+    # 8-bit outputs, by source: u4, the signed encodings (u4b8, s4), e2m1, q - z, e2m1 with an e8m0 scale.
+    ("int8", "u4"): (3, 5), ("int8", "signed"): (6, 7), ("int8", "difference"): (7, 9),
+    ("e4m3", "u4"): (9, 9), ("e4m3", "signed"): (12, 12), ("e4m3", "e2m1"): (9, 9), ("e4m3", "difference"): (22, 22),
+    ("e4m3", "e2m1_block_scaled"): (9, 9), ("e5m2", "e2m1"): (9, 9),
 }
+EIGHT_BIT = {"int8", "e4m3", "e5m2"}
 # sm_75 has no bf16 arithmetic: unscaled bf16 runs the fp32 path plus one PRMT per register, e2m1
-# (integer instructions only) the same path as elsewhere, and bf16 with scales the reference
-# (reported, no budget).
-SM75_BF16 = {"int": (21, 21), "e2m1": BUDGETS[("bf16", "e2m1")]}
+# (integer instructions only) the same path as elsewhere, q - z bf16 adds through fp32 (each lane
+# widened, one FADD per lane, one PRMT per register), and bf16 with scales the reference (reported, no
+# budget).
+SM75_BF16 = {"int": (21, 21), "e2m1": BUDGETS[("bf16", "e2m1")], "difference": (27, 29)}
 ZERO_POINTS = {"awq", "gptq_v1", "gptq_v1_wrap", "gptq_v1_no_wrap", "gptq_v2"}
 
 
 def budget(arch, path):
     """Budget per 8 values for a probe path such as 'bf16_u4b8_scaled' in an order, or None."""
     fmt, rest = path.split("_", 1)
+    if rest.endswith("_prepare"):
+        return None  # once per group: reported, not budgeted
     if rest in ZERO_POINTS:
         kind = "zero_point"
+    elif rest.endswith("_difference") and rest[: -len("_difference")] in ZERO_POINTS:
+        kind = "difference"
     elif rest.startswith("e2m1"):
         kind = rest
+    elif fmt in EIGHT_BIT:
+        kind = "u4" if rest == "u4" else "signed"
     else:
         kind = "int_scaled" if rest.endswith("_scaled") else "int"
-    return (SM75_BF16.get(kind) if fmt == "bf16" and arch == "sm_75" else BUDGETS[(fmt, kind)])
+    if fmt == "bf16" and arch == "sm_75" and kind not in SM75_BF16:
+        return None  # the reference runs (no bf16 arithmetic to multiply with)
+    limits = SM75_BF16.get(kind) if fmt == "bf16" and arch == "sm_75" else BUDGETS.get((fmt, kind))
+    if limits is None:
+        raise KeyError(f"no budget for probe path {path} ({fmt}, {kind})")
+    return limits
 # Extra words in the n2 kernel over the n1 kernel, by form.
 EXTRA_WORDS = {"w32": 1, "w128": 4}
 # Not part of a conversion: memory, constant-bank loads, special registers and control flow.
@@ -110,7 +129,11 @@ def check(kernels, expected_archs):
             n1, n2 = counted(sizes["n1"]), counted(sizes["n2"])
             extra = {op: n2[op] - n1[op] for op in sorted(set(n1) | set(n2)) if n2[op] != n1[op]}
             cost = sum(extra.values()) / EXTRA_WORDS[form]
-            limits = budget(arch, name)
+            try:
+                limits = budget(arch, name)
+            except KeyError as e:
+                errors.append(f"{arch} {path}: {e.args[0]}")
+                continue
             budget_for_order = None if limits is None else limits[0 if order == "interleaved" else 1]
             mix = " ".join(f"{op}:{n / EXTRA_WORDS[form]:g}" for op, n in extra.items())
             constants = sizes["n2"].count("CONST")

@@ -5,10 +5,12 @@
 // registers, so the compiler adds no moves for them). The difference between the n2 and n1 probes,
 // without memory and control instructions and constant moves, is the cost of the extra words with
 // the constants and the per-group registers already in registers: what a conversion costs in a
-// kernel's inner loop. The zero-point preparation runs once per probe, so it cancels out.
+// kernel's inner loop. The per-group preparations (prepare_zeros, prepare_block_scale) have probes of
+// their own, *_prepare and *_block_prepare: their cost per zeros word or scale byte, once per group.
 #include <dq4/dq4.cuh>
 
 #include <cstdint>
+#include <cstring>
 
 namespace {
 
@@ -19,6 +21,7 @@ struct alignas(16) probe_input {
   std::uint32_t w[Words];
   std::uint32_t zeros;
   dq4::fragment<F, 8> scales;
+  std::uint32_t prepared[8];  ///< a zero_point's or block_scale's registers
 };
 
 template <int Registers>
@@ -26,25 +29,35 @@ struct result_registers {
   std::uint32_t r[Registers];
 };
 
-// How a probe converts one word: Kind 0 = unscaled, 1 = scaled (symmetric), 2 = zero point.
+// How a probe converts one word: Kind 0 = unscaled, 1 = scaled (symmetric), 2 = zero point, 3 = q - z
+// unscaled, 4 = e8m0 block scale (the scale byte from the zeros field).
 template <format F, dq4::encoding E, dq4::zeros Z, dq4::order O, int Kind>
 __device__ dq4::fragment<F, 8> convert(std::uint32_t word, const probe_input<F, 1>& group,
-                                       const dq4::zero_point<F, O>& zero) {
+                                       const dq4::zero_point<F, O>& zero, const dq4::block_scale<F>& block) {
   if constexpr (Kind == 0) return dq4::dequantize<F, E, O>(word);
   if constexpr (Kind == 1) return dq4::dequantize<F, E, O>(word, group.scales);
   if constexpr (Kind == 2) return dq4::dequantize<F, O>(word, zero, group.scales);
+  if constexpr (Kind == 3) return dq4::dequantize<F, O>(word, zero);
+  if constexpr (Kind == 4) return dq4::dequantize<F, E, O>(word, block);
 }
 
 template <format F, dq4::encoding E, dq4::zeros Z, dq4::order O, int Kind, int Words>
 __device__ void convert_words(const void* in, void* out) {
   constexpr int per_word = dq4::fragment<F, 8>::registers;
   const probe_input<F, Words> p = static_cast<const probe_input<F, Words>*>(in)[threadIdx.x];
-  const probe_input<F, 1> group{{0}, p.zeros, p.scales};
-  const dq4::zero_point<F, O> zero = dq4::prepare_zeros<F, Z, O>(p.zeros);
+  const probe_input<F, 1> group{{0}, p.zeros, p.scales, {0}};
+  // The per-group registers come prepared from memory, as a kernel's loop sees them: values in
+  // registers, not expressions ptxas could fold into the first word's arithmetic (which would make the
+  // n1 probe cheaper). prepare_zeros and prepare_block_scale are counted once per group, not here.
+  dq4::zero_point<F, O> zero{};
+  static_assert(sizeof zero <= sizeof p.prepared);
+  std::memcpy(&zero, p.prepared, sizeof zero);
+  dq4::block_scale<F> block{};
+  std::memcpy(&block.table, p.prepared, sizeof block.table);
   result_registers<per_word * Words> results;
 #pragma unroll
   for (int i = 0; i < Words; ++i) {
-    const dq4::fragment<F, 8> r = convert<F, E, Z, O, Kind>(p.w[i], group, zero);
+    const dq4::fragment<F, 8> r = convert<F, E, Z, O, Kind>(p.w[i], group, zero, block);
 #pragma unroll
     for (int k = 0; k < per_word; ++k) results.r[per_word * i + k] = r.regs[k];
   }
@@ -70,6 +83,25 @@ __device__ void convert_vectors(const void* in, void* out) {
 
 }  // namespace
 
+// The per-group preparation of `Words` zeros words (Block: of `Words` e8m0 scale bytes), each stored.
+template <format F, dq4::zeros Z, dq4::order O, bool Block, int Words>
+__device__ void prepare_groups(const void* in, void* out) {
+  const probe_input<F, Words> p = static_cast<const probe_input<F, Words>*>(in)[threadIdx.x];
+  constexpr int per_group = Block ? 2 : dq4::detail::zero_point_registers(F);
+  result_registers<per_group * Words> results;
+#pragma unroll
+  for (int i = 0; i < Words; ++i) {
+    if constexpr (Block) {
+      const auto b = dq4::prepare_block_scale<F>(dq4::e8m0{static_cast<std::uint8_t>(p.w[i])});
+      for (int k = 0; k < 2; ++k) results.r[2 * i + k] = b.table[k];
+    } else {
+      const auto z = dq4::prepare_zeros<F, Z, O>(p.w[i]);
+      for (int k = 0; k < per_group; ++k) results.r[per_group * i + k] = z.regs[k];
+    }
+  }
+  static_cast<result_registers<per_group * Words>*>(out)[threadIdx.x] = results;
+}
+
 // Names: probe_<format>_<path>_<order>_<w32|w128>_<n1|n2>, parsed by check_sass.py. <path> is the
 // encoding (unscaled), <encoding>_scaled, or the zero-point convention.
 #define DQ4_PROBE_PAIR(name, ord, form, body1, body2)                                           \
@@ -93,6 +125,25 @@ __device__ void convert_vectors(const void* in, void* out) {
                  (convert_words<format::fmt, dq4::encoding::u4, dq4::zeros::zp, dq4::order::ord, 2, 1>(in, out)), \
                  (convert_words<format::fmt, dq4::encoding::u4, dq4::zeros::zp, dq4::order::ord, 2, 2>(in, out)))
 
+#define DQ4_DIFFERENCE(fmt, zp, ord)                                                                          \
+  DQ4_PROBE_PAIR(fmt##_##zp##_difference, ord, w32,                                                            \
+                 (convert_words<format::fmt, dq4::encoding::u4, dq4::zeros::zp, dq4::order::ord, 3, 1>(in, out)), \
+                 (convert_words<format::fmt, dq4::encoding::u4, dq4::zeros::zp, dq4::order::ord, 3, 2>(in, out)))
+
+#define DQ4_BLOCK_SCALED(fmt, ord)                                                                            \
+  DQ4_PROBE_PAIR(fmt##_e2m1_block_scaled, ord, w32,                                                           \
+                 (convert_words<format::fmt, dq4::encoding::e2m1, dq4::zeros::awq, dq4::order::ord, 4, 1>(in, out)), \
+                 (convert_words<format::fmt, dq4::encoding::e2m1, dq4::zeros::awq, dq4::order::ord, 4, 2>(in, out)))
+
+#define DQ4_PREPARE(fmt, zp, ord)                                                                                \
+  DQ4_PROBE_PAIR(fmt##_##zp##_prepare, ord, w32, (prepare_groups<format::fmt, dq4::zeros::zp, dq4::order::ord, false, 1>(in, out)), \
+                 (prepare_groups<format::fmt, dq4::zeros::zp, dq4::order::ord, false, 2>(in, out)))
+
+#define DQ4_BLOCK_PREPARE(fmt)                                                                               \
+  DQ4_PROBE_PAIR(fmt##_e2m1_block_prepare, sequential, w32,                                                 \
+                 (prepare_groups<format::fmt, dq4::zeros::awq, dq4::order::sequential, true, 1>(in, out)), \
+                 (prepare_groups<format::fmt, dq4::zeros::awq, dq4::order::sequential, true, 2>(in, out)))
+
 #define DQ4_INTEGER_PATHS(fmt, ord) \
   DQ4_UNSCALED(fmt, u4, ord)        \
   DQ4_UNSCALED(fmt, u4b8, ord)      \
@@ -102,7 +153,9 @@ __device__ void convert_vectors(const void* in, void* out) {
   DQ4_ZERO_POINT(fmt, awq, ord)           \
   DQ4_ZERO_POINT(fmt, gptq_v1_wrap, ord)  \
   DQ4_ZERO_POINT(fmt, gptq_v1_no_wrap, ord) \
-  DQ4_ZERO_POINT(fmt, gptq_v2, ord)
+  DQ4_ZERO_POINT(fmt, gptq_v2, ord)        \
+  DQ4_DIFFERENCE(fmt, awq, ord)            \
+  DQ4_DIFFERENCE(fmt, gptq_v2, ord)
 
 #define DQ4_E2M1_PATHS(fmt, ord) \
   DQ4_UNSCALED(fmt, e2m1, ord)   \
@@ -122,3 +175,42 @@ DQ4_E2M1_PATHS(fp16, interleaved)
 DQ4_E2M1_PATHS(fp16, sequential)
 DQ4_E2M1_PATHS(bf16, interleaved)
 DQ4_E2M1_PATHS(bf16, sequential)
+// The 8-bit outputs, and q - z unscaled in GPTQ's word-add reading.
+#define DQ4_EIGHT_BIT_INTEGERS(fmt, ord) \
+  DQ4_UNSCALED(fmt, u4, ord)             \
+  DQ4_UNSCALED(fmt, u4b8, ord)           \
+  DQ4_UNSCALED(fmt, s4, ord)             \
+  DQ4_DIFFERENCE(fmt, awq, ord)          \
+  DQ4_DIFFERENCE(fmt, gptq_v1_wrap, ord) \
+  DQ4_DIFFERENCE(fmt, gptq_v1_no_wrap, ord)
+
+DQ4_EIGHT_BIT_INTEGERS(int8, interleaved)
+DQ4_EIGHT_BIT_INTEGERS(int8, sequential)
+DQ4_EIGHT_BIT_INTEGERS(e4m3, interleaved)
+DQ4_EIGHT_BIT_INTEGERS(e4m3, sequential)
+DQ4_DIFFERENCE(fp16, gptq_v1, sequential)
+DQ4_DIFFERENCE(bf16, gptq_v1, sequential)
+DQ4_DIFFERENCE(fp32, gptq_v1, sequential)
+DQ4_DIFFERENCE(int8, gptq_v1, sequential)
+DQ4_DIFFERENCE(e4m3, gptq_v1, sequential)
+DQ4_UNSCALED(e4m3, e2m1, interleaved)
+DQ4_UNSCALED(e4m3, e2m1, sequential)
+DQ4_UNSCALED(e5m2, e2m1, interleaved)
+DQ4_UNSCALED(e5m2, e2m1, sequential)
+DQ4_BLOCK_SCALED(e4m3, interleaved)
+DQ4_BLOCK_SCALED(e4m3, sequential)
+
+// The per-group preparations (reported, no budget).
+#define DQ4_PREPARATIONS(fmt, ord)    \
+  DQ4_PREPARE(fmt, awq, ord)          \
+  DQ4_PREPARE(fmt, gptq_v1_wrap, ord) \
+  DQ4_PREPARE(fmt, gptq_v1_no_wrap, ord)
+DQ4_PREPARATIONS(fp16, interleaved)
+DQ4_PREPARATIONS(bf16, interleaved)
+DQ4_PREPARATIONS(fp32, interleaved)
+DQ4_PREPARATIONS(int8, interleaved)
+DQ4_PREPARATIONS(int8, sequential)
+DQ4_PREPARATIONS(e4m3, sequential)
+DQ4_PREPARE(fp16, gptq_v1, sequential)
+DQ4_PREPARE(int8, gptq_v1, sequential)
+DQ4_BLOCK_PREPARE(e4m3)

@@ -35,6 +35,21 @@ class CheckSass(unittest.TestCase):
         self.assertEqual(rows[0][2], 9)
         self.assertEqual(rows[0][4], 1)  # the one constant move
 
+    def test_a_path_without_a_budget_fails(self):
+        unknown = {"probe_int8_e2m1_sequential_w32_n1": ONE_WORD, "probe_int8_e2m1_sequential_w32_n2": TWO_WORDS}
+        _, errors = check_sass.check(check_sass.parse(listing("sm_90", unknown)), ["sm_90"])
+        self.assertEqual(len(errors), 1)
+        self.assertIn("no budget", errors[0])
+
+    def test_eight_bit_budgets_by_source(self):
+        self.assertEqual(check_sass.budget("sm_90", "int8_u4"), (3, 5))
+        self.assertEqual(check_sass.budget("sm_90", "int8_s4"), (6, 7))
+        self.assertEqual(check_sass.budget("sm_90", "int8_awq_difference"), (7, 9))
+        self.assertEqual(check_sass.budget("sm_90", "e4m3_e2m1_block_scaled"), (9, 9))
+        self.assertEqual(check_sass.budget("sm_75", "bf16_awq_difference"), (27, 29))
+        self.assertIsNone(check_sass.budget("sm_75", "bf16_awq"))
+        self.assertIsNone(check_sass.budget("sm_90", "int8_awq_prepare"))
+
     def test_a_tenth_instruction_fails(self):
         slower = TWO_WORDS + ["LOP3.LUT R9, R2, 0xf, R0, 0x6a, !PT"]
         _, errors = check_sass.check(check_sass.parse(listing("sm_90", probes(ONE_WORD, slower))), ["sm_90"])
