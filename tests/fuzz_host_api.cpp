@@ -172,7 +172,7 @@ void fuzz_packers(random_source& r) {
 
 // The reference helpers over their whole domain: any int, any nibble index, any exact number.
 void fuzz_reference(random_source& r) {
-  const auto f = static_cast<dq4::format>(r.below(3));
+  const auto f = static_cast<dq4::format>(r.below(6));
   const int v = static_cast<int>(r.word());
   (void)dq4::reference::bits_of(f, r.below(4) == 0 ? INT_MIN : v);
   (void)dq4::reference::times(r.below(4) == 0 ? INT_MIN : v, dq4::reference::number_of(f, r.word()));

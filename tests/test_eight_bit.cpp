@@ -206,6 +206,21 @@ TEST(EightBitReference, E8m0TimesE2m1RoundsOnceToE4m3ForEveryScale) {
   }
 }
 
+TEST(EightBitReference, Int8RoundingSaturatesAndRoundsHalvesToEven) {
+  using x = reference::exact_number;
+  EXPECT_EQ(reference::round_to(format::int8, x{false, 5, -1, false, false}), 2u);     // 2.5 -> 2
+  EXPECT_EQ(reference::round_to(format::int8, x{true, 7, -1, false, false}), 0xFCu);   // -3.5 -> -4
+  EXPECT_EQ(reference::round_to(format::int8, x{false, 255, 0, false, false}), 0x7Fu);
+  EXPECT_EQ(reference::round_to(format::int8, x{true, 1, 7, false, false}), 0x80u);    // -128
+  EXPECT_EQ(reference::round_to(format::int8, x{true, 1, 8, false, false}), 0x80u);    // -256 saturates
+  EXPECT_EQ(reference::round_to(format::int8, x{false, ~std::uint64_t{0}, 1000, false, false}), 0x7Fu);
+  EXPECT_EQ(reference::round_to(format::int8, x{false, ~std::uint64_t{0}, -64, false, false}), 1u);
+  EXPECT_EQ(reference::round_to(format::int8, x{false, std::uint64_t{1} << 63, -64, false, false}), 0u);
+  EXPECT_EQ(reference::round_to(format::int8, x{false, 0, 0, false, true}), 0u);
+  EXPECT_EQ(reference::number_of(format::int8, 0xF0u).magnitude, 16u);
+  EXPECT_TRUE(reference::number_of(format::int8, 0xF0u).negative);
+}
+
 // ---- The fast algorithms, on the host model ------------------------------------------------------
 
 // The fast unscaled algorithm of an 8-bit path (the dispatch of dq4::dequantize on the device).

@@ -388,11 +388,40 @@ struct exact_number {
   return f == format::e4m3 ? 8 : exponent_bias(f);
 }
 
-/// x rounded to floating-point format f: to nearest, ties to even, with subnormals. Beyond the
-/// largest finite value the IEEE-like formats give infinity; e4m3 saturates to +-448, as
-/// cvt.rn.satfinite does and as the OCP MX specification's conversions do (an infinity gives
-/// +-448 too). Defined for every exact_number (any magnitude and exponent).
+/// x rounded to an int8 byte: to the nearest integer, ties to even, saturating at -128 and 127
+/// (as cvt.rni.sat.s8 does); NaN gives 0.
+[[nodiscard]] DQ4_HD constexpr std::uint32_t round_to_int8(const exact_number& x) noexcept {
+  if (x.nan) return 0;
+  const std::uint64_t limit = x.negative ? 128 : 127;
+  std::uint64_t m = 0;  // |x| rounded, or anything above limit where |x| >= 256
+  if (x.infinite) {
+    m = 256;
+  } else if (x.exponent >= 0) {
+    if (x.magnitude != 0) {  // (0 times any power of two is 0)
+      const bool huge = x.exponent > 8 || (x.magnitude >> (8 - x.exponent)) != 0;
+      m = huge ? 256 : x.magnitude << x.exponent;
+    }
+  } else {
+    const long long shift = -static_cast<long long>(x.exponent);
+    if (shift == 64) {
+      m = x.magnitude > (std::uint64_t{1} << 63) ? 1 : 0;  // above a half rounds up; the tie goes to 0
+    } else if (shift < 64) {
+      const std::uint64_t remainder = x.magnitude & ((std::uint64_t{1} << shift) - 1);
+      const std::uint64_t half = std::uint64_t{1} << (shift - 1);
+      m = x.magnitude >> shift;
+      if (remainder > half || (remainder == half && (m & 1) != 0)) ++m;
+    }  // shift > 64: below a half
+  }
+  const std::uint64_t clamped = m > limit ? limit : m;
+  return static_cast<std::uint32_t>(x.negative ? 0u - clamped : clamped) & 0xFFu;
+}
+
+/// x rounded to format f: to nearest, ties to even, with subnormals. Beyond the largest finite value
+/// the IEEE-like formats give infinity; e4m3 saturates to +-448, as cvt.rn.satfinite does and as the
+/// OCP MX specification's conversions do (an infinity gives +-448 too); int8 rounds to an integer
+/// (round_to_int8). Defined for every exact_number (any magnitude and exponent).
 [[nodiscard]] DQ4_HD constexpr std::uint32_t round_to(format f, const exact_number& x) noexcept {
+  if (f == format::int8) return round_to_int8(x);
   const std::uint32_t sign = x.negative ? 1u << (value_bits(f) - 1) : 0u;
   const std::uint32_t overflow = f == format::e4m3 ? beyond_finite(f) - 1u : beyond_finite(f);
   if (x.nan) return canonical_nan(f);
@@ -432,8 +461,12 @@ struct exact_number {
   return round_to(f, exact_number{v < 0, magnitude_of(v), 0, false, false});
 }
 
-/// The exact number a bit pattern of format f holds.
+/// The exact number a bit pattern of format f holds (int8: the low byte, two's complement).
 [[nodiscard]] DQ4_HD constexpr exact_number number_of(format f, std::uint32_t bits) noexcept {
+  if (f == format::int8) {
+    const int v = (bits & 0x80u) != 0 ? static_cast<int>(bits & 0xFFu) - 256 : static_cast<int>(bits & 0xFFu);
+    return exact_number{v < 0, magnitude_of(v), 0, false, false};
+  }
   const int m = mantissa_bits(f);
   const bool negative = ((bits >> (value_bits(f) - 1)) & 1u) != 0;
   const std::uint32_t field = (bits >> m) & ((1u << exponent_bits(f)) - 1u);
