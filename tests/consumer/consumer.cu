@@ -82,8 +82,46 @@ int main() {
         qweight[static_cast<std::size_t>(k)], qzeros, s);
     for (int r = 0; r < 4; ++r) wrong += group_out[static_cast<std::size_t>(4 * k + r)] != expected.regs[r];
   }
+
+  // gptq_int8_operands: 16 words of column 5, GPTQ v1 zeros.
+  constexpr int column = 5, int8_words = 16;
+  std::vector<std::uint32_t> int8_out(2 * int8_words, 0xDEADBEEFu);
+  std::uint32_t* d_int8_out = device_buffer(int8_out);
+  if (d_int8_out == nullptr) return 1;
+  gptq_int8_operands<<<1, 1>>>(d_qweight, qzeros, column, int8_words, d_int8_out);
+  if (!ok(cudaGetLastError(), "gptq_int8_operands") || !ok(cudaDeviceSynchronize(), "gptq_int8_operands")) return 1;
+  if (!read_back(d_int8_out, int8_out)) return 1;
+  const int z = static_cast<int>(((qzeros + 0x11111111u) >> (4 * column)) & 0xFu);  // GPTQ v1: the word add
+  for (int i = 0; i < int8_words; ++i) {
+    for (int k = 0; k < 8; ++k) {
+      const int q = static_cast<int>((qweight[static_cast<std::size_t>(i)] >> (4 * k)) & 0xFu);
+      const std::uint32_t byte = (int8_out[static_cast<std::size_t>(2 * i + k / 4)] >> (8 * (k % 4))) & 0xFFu;
+      wrong += byte != (static_cast<std::uint32_t>(q - z) & 0xFFu);
+    }
+  }
+
+  // mxfp4_to_e4m3: 32 blocks, scale bytes 0..255 in steps of 8 plus the NaN byte.
+  constexpr int blocks = 32;
+  std::vector<std::uint32_t> mx(4 * blocks);
+  for (auto& w : mx) w = next();
+  std::vector<std::uint8_t> mx_scales(blocks);
+  for (int i = 0; i < blocks; ++i) mx_scales[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(i == 31 ? 0xFF : 8 * i + 3);
+  std::vector<std::uint32_t> mx_out(8 * blocks, 0xDEADBEEFu);
+  uint4* d_mx = reinterpret_cast<uint4*>(device_buffer(mx));
+  std::uint8_t* d_mx_scales = device_buffer(mx_scales);
+  uint4* d_mx_out = reinterpret_cast<uint4*>(device_buffer(mx_out));
+  if (d_mx == nullptr || d_mx_scales == nullptr || d_mx_out == nullptr) return 1;
+  mxfp4_to_e4m3<<<1, blocks>>>(d_mx, d_mx_scales, d_mx_out);
+  if (!ok(cudaGetLastError(), "mxfp4_to_e4m3") || !ok(cudaDeviceSynchronize(), "mxfp4_to_e4m3")) return 1;
+  if (!read_back(reinterpret_cast<const std::uint32_t*>(d_mx_out), mx_out)) return 1;
+  for (std::size_t i = 0; i < mx.size(); ++i) {
+    const auto expected = dq4::reference::dequantize<dq4::format::e4m3, dq4::e2m1, dq4::sequential>(
+        mx[i], dq4::e8m0{mx_scales[i / 4]});
+    for (int r = 0; r < 2; ++r) wrong += mx_out[2 * i + static_cast<std::size_t>(r)] != expected.regs[r];
+  }
   for (void* p : {static_cast<void*>(d_packed), static_cast<void*>(d_out), static_cast<void*>(d_qweight),
-                  static_cast<void*>(d_scales), static_cast<void*>(d_group_out)}) {
+                  static_cast<void*>(d_scales), static_cast<void*>(d_group_out), static_cast<void*>(d_int8_out),
+                  static_cast<void*>(d_mx), static_cast<void*>(d_mx_scales), static_cast<void*>(d_mx_out)}) {
     if (!ok(cudaFree(p), "cudaFree")) return 1;
   }
   std::printf("consumer_cuda: the README's kernels ran: %d wrong registers\n", wrong);
