@@ -418,7 +418,8 @@ struct exact_number {
 
 /// x rounded to format f: to nearest, ties to even, with subnormals. Beyond the largest finite value
 /// the IEEE-like formats give infinity; e4m3 saturates to +-448, as cvt.rn.satfinite does and as the
-/// OCP MX specification's conversions do (an infinity gives +-448 too); int8 rounds to an integer
+/// OCP MX reference code quantizes MX elements (microsoft/microxcaling, mx/mx_ops.py, _quantize_mx:
+/// saturate_normals=True; an infinity gives +-448 too); int8 rounds to an integer
 /// (round_to_int8). Defined for every exact_number (any magnitude and exponent).
 [[nodiscard]] DQ4_HD constexpr std::uint32_t round_to(format f, const exact_number& x) noexcept {
   if (f == format::int8) return round_to_int8(x);
@@ -610,7 +611,7 @@ template <format F, zeros Z, order O>
 
 /// Element j = e2m1 value * 2^(s.bits - 127) rounded once to e4m3 (saturating at +-448, see
 /// round_to); s.bits = 0xFF is NaN and makes every element NaN (0x7F, 0xFF where the nibble's sign
-/// bit is set), as the OCP MX specification says of a NaN scale.
+/// bit is set), as a NaN shared exponent does to its whole block in the OCP MX reference code.
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, e8m0 s) noexcept {
   static_assert(detail::valid_path<F, E, O>::value && detail::valid_block_scale<F, E>::value);
