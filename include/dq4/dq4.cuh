@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// dq4: bit-exact dequantization of packed 4-bit weights to fp16, bf16 and fp32.
+// dq4: bit-exact dequantization of packed 4-bit weights to fp16, bf16 and fp32, and to the 8-bit
+// tensor-core operands of W4A8 kernels (int8, fp8 e4m3 and e5m2).
 //
 // One 32-bit word holds eight 4-bit values ("nibbles"); nibble k sits at bits [4k, 4k+3].
 // A call turns the word into eight values of the output format, returned as registers: four
-// 32-bit registers of two 16-bit values for fp16 and bf16 (half2 / bfloat162 layout), eight for fp32.
+// 32-bit registers of two 16-bit values for fp16 and bf16 (half2 / bfloat162 layout), eight for fp32,
+// two of four bytes for the 8-bit formats (see fragment_nibble for their byte layouts).
 //
 // Three things must match between the code that packed the weights and the code that reads them:
 //
@@ -29,7 +31,8 @@
 //        holds output:   7      6      5      4      3      2      1      0
 //
 // 3. The output format: fp16, bf16 or fp32. Output element j sits in register j / 2 (low 16 bits for
-//    even j) for fp16 and bf16, in register j for fp32.
+//    even j) for fp16 and bf16, in register j for fp32. The 8-bit formats put element p in byte p % 4
+//    of register p / 4, with the nibble order fragment_nibble gives (sequential words: nibble p).
 //
 //    dq4::pack<E, O> writes exactly the layout that dq4::dequantize<F, E, O> reads. No template
 //    parameter has a default: every call site names the layout it expects.
