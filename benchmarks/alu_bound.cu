@@ -3,18 +3,24 @@
 //
 // Each thread keeps packed words in registers and, every iteration, changes each (one IADD), converts
 // it and feeds the eight values to fma accumulators of the output format (HFMA2, HFMA2.BF16 or FFMA),
-// as a GEMV inner loop does, so issue slots and not memory set the pace. Every dq4 path (fp16, bf16,
-// fp32; u4, u4b8, s4, e2m1; unscaled, with scales, with zero points) runs side by side with a naive
-// per-nibble conversion (shift, mask, integer or float conversion) and, when CUTLASS's headers were
-// found at configure time, CUTLASS's NumericArrayConverter where it has the same conversion. Results:
-// values per clock per SM (from clock64 in each block) and time (CUDA events, median of repeated
-// runs after a warm-up).
+// as a GEMV inner loop does, so issue slots and not memory set the pace. The 8-bit outputs (int8,
+// e4m3, e5m2) have no arithmetic outside the tensor cores on sm_90, so their registers go to integer
+// accumulators instead (see accumulator below). Every dq4 path (fp16, bf16, fp32; u4, u4b8, s4, e2m1;
+// unscaled, with scales, with zero points, q - z unscaled; int8, e4m3 and e5m2 from the encodings they
+// take, q - z, e2m1 to e4m3 with an e8m0 block scale) runs side by side with a naive per-nibble
+// conversion (shift, mask, sign extension or integer or float conversion; fp8 through cuda_fp8.h's
+// per-value __nv_cvt_float_to_fp8) and, when CUTLASS's headers were found at configure time,
+// CUTLASS's NumericArrayConverter where it has the same conversion. Every converter is held to dq4's
+// reference on all 2^32 words (the mismatches column; any mismatch fails the run). Results: values per
+// clock per SM (from clock64 in each block) and time (CUDA events, median of repeated runs after a
+// warm-up).
 //
 //   alu_bound [results.csv]
 #include <dq4/dq4.cuh>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #if defined(DQ4_HAVE_CUTLASS)
@@ -77,51 +83,165 @@ struct dq4_zero_point_converter {
   }
 };
 
-// The bits of one value in format F, the way a kernel converts without dq4.
+// q - z without a scale, for kernels that scale after the MMA (zeros prepared once, in make()).
+template <format F, dq4::zeros Z, dq4::order O>
+struct dq4_difference_converter {
+  static constexpr format value_format = F;
+  dq4::zero_point<F, O> zero;
+  static __device__ dq4_difference_converter make() { return {dq4::prepare_zeros<F, Z, O>(eight_zeros)}; }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const { return dq4::dequantize<F, O>(w, zero); }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const {
+    return dq4::reference::dequantize<F, Z, O>(w, eight_zeros);
+  }
+};
+
+// The e8m0 block scale of the block-scaled rows: 125 is 2^-2, inside the range (122..133) where every
+// scaled e2m1 value stays a normal e4m3. Read from device memory, so that the block_scale is prepared
+// at run time, once per thread before the loop, as a kernel prepares it once per block; the table it
+// gives then lives in registers, not in instruction immediates.
+__device__ std::uint8_t block_scale_bits = 125;
+
+template <dq4::order O>
+struct dq4_block_scaled_converter {
+  static constexpr format value_format = format::e4m3;
+  dq4::block_scale<format::e4m3> scale;
+  static __device__ dq4_block_scaled_converter make() {
+    return {dq4::prepare_block_scale<format::e4m3>(dq4::e8m0{block_scale_bits})};
+  }
+  __device__ dq4::fragment<format::e4m3, 8> operator()(std::uint32_t w) const {
+    return dq4::dequantize<format::e4m3, dq4::encoding::e2m1, O>(w, scale);
+  }
+  __device__ dq4::fragment<format::e4m3, 8> expected(std::uint32_t w) const {
+    return dq4::reference::dequantize<format::e4m3, dq4::encoding::e2m1, O>(w, scale.scale);
+  }
+};
+
+// The bits of one value in format F, the way a kernel converts without dq4: one conversion per value
+// (fp8: cuda_fp8.h's portable per-value conversion, round to nearest even, saturating to the largest
+// finite value as dq4's reference does; one F2FP on sm_89 and newer, software below).
 template <format F>
 __device__ std::uint32_t naive_bits_of_float(float v) {
   if constexpr (F == format::fp16) return __half_as_ushort(__float2half_rn(v));
   if constexpr (F == format::bf16) return __bfloat16_as_ushort(__float2bfloat16_rn(v));
   if constexpr (F == format::fp32) return __float_as_uint(v);
+  if constexpr (F == format::e4m3) return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+  if constexpr (F == format::e5m2) return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E5M2);
 }
 template <format F>
 __device__ std::uint32_t naive_bits_of_int(int v) {
   if constexpr (F == format::fp16) return __half_as_ushort(__int2half_rn(v));
   if constexpr (F == format::bf16) return __bfloat16_as_ushort(__int2bfloat16_rn(v));
   if constexpr (F == format::fp32) return __float_as_uint(static_cast<float>(v));
+  if constexpr (F == format::int8) return static_cast<std::uint32_t>(v) & 0xFFu;  // the byte of v
+  if constexpr (F == format::e4m3) return naive_bits_of_float<F>(static_cast<float>(v));
 }
 
-// One nibble at a time: shift, mask, decode, convert.
+// The value of nibble n under an integer encoding: u4 as it is, u4b8 minus 8, s4 sign-extended.
+template <dq4::encoding E>
+__device__ int naive_decode(int n) {
+  return E == dq4::encoding::u4 ? n : E == dq4::encoding::u4b8 ? n - 8 : (n ^ 8) - 8;
+}
+
+// An e2m1 nibble as a float: sign, exponent and mantissa decoded with float arithmetic.
+__device__ inline float naive_e2m1(int n) {
+  const int e = (n >> 1) & 3, m = n & 1;
+  const float magnitude = e == 0 ? 0.5f * m : (1.0f + 0.5f * m) * static_cast<float>(1 << (e - 1));
+  return (n & 8) != 0 ? -magnitude : magnitude;
+}
+
+// Element j's bits at its place in the fragment (value_bits(F) * (j % per register) in register j / per).
+template <format F>
+__device__ void naive_place(dq4::fragment<F, 8>& out, int j, std::uint32_t bits) {
+  constexpr int per_register = dq4::values_per_register(F);
+  out.regs[j / per_register] |= bits << (dq4::value_bits(F) * (j % per_register));
+}
+
+// One nibble at a time: shift, mask, decode, convert. Element j reads nibble fragment_nibble(F, O, j),
+// dq4's layout (the source order for the 16- and 32-bit formats; nibble j in byte j for the 8-bit
+// formats, but int8 in interleaved order the even nibbles in register 0 and the odd ones in register 1).
 template <format F, dq4::encoding E, dq4::order O>
 struct naive_converter {
   static constexpr format value_format = F;
   static __device__ naive_converter make() { return {}; }
   __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const {
     dq4::fragment<F, 8> out{};
-    constexpr int per_register = dq4::values_per_register(F);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const int n = static_cast<int>((w >> (4 * dq4::source_nibble(O, j))) & 0xFu);
-      std::uint32_t bits;
+      const int n = static_cast<int>((w >> (4 * dq4::fragment_nibble(F, O, j))) & 0xFu);
       if constexpr (E == dq4::encoding::e2m1) {
-        const int e = (n >> 1) & 3, m = n & 1;
-        const float magnitude = e == 0 ? 0.5f * m : (1.0f + 0.5f * m) * static_cast<float>(1 << (e - 1));
-        bits = naive_bits_of_float<F>((n & 8) != 0 ? -magnitude : magnitude);
+        naive_place<F>(out, j, naive_bits_of_float<F>(naive_e2m1(n)));
       } else {
-        bits = naive_bits_of_int<F>(E == dq4::encoding::u4 ? n : E == dq4::encoding::u4b8 ? n - 8 : (n ^ 8) - 8);
+        naive_place<F>(out, j, naive_bits_of_int<F>(naive_decode<E>(n)));
       }
-      out.regs[j / per_register] |= bits << (16 * (j % per_register));
     }
     return out;
   }
   __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const { return dq4::reference::dequantize<F, E, O>(w); }
 };
 
+// q - z one nibble at a time, the eight zeros (as integers) prepared in make().
+template <format F, dq4::zeros Z, dq4::order O>
+struct naive_difference_converter {
+  static constexpr format value_format = F;
+  int z[8];  ///< the zero of nibble k
+  static __device__ naive_difference_converter make() {
+    naive_difference_converter c{};
+#pragma unroll
+    for (int k = 0; k < 8; ++k) c.z[k] = dq4::reference::zero_of<Z>(eight_zeros, k);
+    return c;
+  }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const {
+    dq4::fragment<F, 8> out{};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int k = dq4::fragment_nibble(F, O, j);
+      naive_place<F>(out, j, naive_bits_of_int<F>(static_cast<int>((w >> (4 * k)) & 0xFu) - z[k]));
+    }
+    return out;
+  }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const {
+    return dq4::reference::dequantize<F, Z, O>(w, eight_zeros);
+  }
+};
+
+// e2m1 times the block scale 2^(s - 127) one value at a time: the float product (exact) converted once.
+template <dq4::order O>
+struct naive_block_scaled_converter {
+  static constexpr format value_format = format::e4m3;
+  dq4::e8m0 bits;
+  float scale;
+  static __device__ naive_block_scaled_converter make() {
+    const dq4::e8m0 s{block_scale_bits};
+    return {s, __uint_as_float(static_cast<std::uint32_t>(s.bits) << 23)};  // 2^(s - 127), s in 1..254
+  }
+  __device__ dq4::fragment<format::e4m3, 8> operator()(std::uint32_t w) const {
+    dq4::fragment<format::e4m3, 8> out{};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int n = static_cast<int>((w >> (4 * dq4::fragment_nibble(format::e4m3, O, j))) & 0xFu);
+      naive_place<format::e4m3>(out, j, naive_bits_of_float<format::e4m3>(naive_e2m1(n) * scale));
+    }
+    return out;
+  }
+  __device__ dq4::fragment<format::e4m3, 8> expected(std::uint32_t w) const {
+    return dq4::reference::dequantize<format::e4m3, dq4::encoding::e2m1, O>(w, bits);
+  }
+};
+
 #if defined(DQ4_HAVE_CUTLASS)
 template <format F>
-using cutlass_type = std::conditional_t<F == format::fp16, cutlass::half_t, cutlass::bfloat16_t>;
+using cutlass_type = std::conditional_t<
+    F == format::fp16, cutlass::half_t,
+    std::conditional_t<F == format::bf16, cutlass::bfloat16_t,
+                       std::conditional_t<F == format::int8, std::int8_t,
+                                          std::conditional_t<F == format::e4m3, cutlass::float_e4m3_t, cutlass::float_e5m2_t>>>>;
 
-// CUTLASS's converters read the nibbles in sequential order: u4, s4 (fp16, bf16) and e2m1 (fp16).
+// CUTLASS's converters read the nibbles in sequential order and write element j from nibble j (for
+// the 8-bit outputs byte j, dq4's sequential layout): u4 (uint4b_t) to fp16, bf16, e4m3; s4
+// (int4b_t, two's complement) to fp16, bf16, int8, e4m3; e2m1 to fp16, e4m3, e5m2. CUTLASS 4.2 has no
+// packed e2m1 to e4m3 or e5m2 converter: NumericArrayConverter<float_e4m3_t / float_e5m2_t,
+// float_e2m1_t, 8> falls to its generic path, element by element (e2m1 decoded to float in software,
+// then one conversion per value); those rows say "cutlass-generic".
 template <format F, class Nibble, dq4::encoding E>
 struct cutlass_converter {
   static constexpr format value_format = F;
@@ -143,14 +263,22 @@ struct cutlass_converter {
 constexpr int words_per_thread = 8;
 constexpr int threads_per_block = 256;
 
-// acc += v * x register by register, in the output format (fp32: value by value).
+// acc += v * x register by register, in the output format (fp32: value by value). The 8-bit formats
+// (int8, e4m3, e5m2) have no arithmetic outside the tensor cores on sm_90 (no fp8 arithmetic at all),
+// so their result registers are consumed by an integer accumulator: acc[r] += v.regs[r], one 32-bit
+// IADD per result register (two per word; ptxas may join two words' adds into one IADD3), whatever
+// the converter. The sums are stored at the end, so nothing can be removed, and every converter of an
+// 8-bit row (dq4, naive, CUTLASS) returns two registers per word, so the consumption costs them all
+// the same.
 template <format F>
 struct accumulator {
   std::uint32_t regs[dq4::fragment<F, 8>::registers] = {};
-  __device__ void add(const dq4::fragment<F, 8>& v, float x) {
+  __device__ void add(const dq4::fragment<F, 8>& v, [[maybe_unused]] float x) {
 #pragma unroll
     for (int r = 0; r < dq4::fragment<F, 8>::registers; ++r) {
-      if constexpr (F == format::fp16) {
+      if constexpr (dq4::value_bits(F) == 8) {
+        regs[r] += v.regs[r];
+      } else if constexpr (F == format::fp16) {
         const __half2 h = __hfma2(v.half2(r), __float2half2_rn(x), *reinterpret_cast<const __half2*>(&regs[r]));
         std::memcpy(&regs[r], &h, 4);
       } else if constexpr (F == format::bf16) {
@@ -300,18 +428,27 @@ struct bench {
     rows.push_back({path, implementation, m, count_mismatches<Convert>(sms)});
   }
 
+  static std::string format_prefix(format f) { return dq4::detail::format_name(f) + " "; }
+  static const char* order_suffix(dq4::order o) { return o == dq4::order::interleaved ? " interleaved" : " sequential"; }
+
   template <format F, dq4::encoding E, dq4::order O>
   void run_path() {
-    const std::string path = std::string(F == format::fp16 ? "fp16 " : F == format::bf16 ? "bf16 " : "fp32 ") +
-                             dq4::detail::encoding_name(E) + (O == dq4::order::interleaved ? " interleaved" : " sequential");
+    const std::string path = format_prefix(F) + dq4::detail::encoding_name(E) + order_suffix(O);
     run<dq4_converter<F, E, O>>(path, "dq4");
     run<naive_converter<F, E, O>>(path, "naive");
 #if defined(DQ4_HAVE_CUTLASS)
-    if constexpr (O == dq4::order::sequential && F != format::fp32) {
-      if constexpr (E == dq4::encoding::u4) run<cutlass_converter<F, cutlass::uint4b_t, E>>(path, "cutlass");
-      if constexpr (E == dq4::encoding::s4) run<cutlass_converter<F, cutlass::int4b_t, E>>(path, "cutlass");
-      if constexpr (E == dq4::encoding::e2m1 && F == format::fp16) {
-        run<cutlass_converter<F, cutlass::float_e2m1_t, E>>(path, "cutlass");
+    if constexpr (O == dq4::order::sequential) {
+      using dq4::encoding;
+      constexpr bool sixteen_bit = F == format::fp16 || F == format::bf16;
+      if constexpr (E == encoding::u4 && (sixteen_bit || F == format::e4m3)) {
+        run<cutlass_converter<F, cutlass::uint4b_t, E>>(path, "cutlass");
+      }
+      if constexpr (E == encoding::s4 && (sixteen_bit || F == format::int8 || F == format::e4m3)) {
+        run<cutlass_converter<F, cutlass::int4b_t, E>>(path, "cutlass");
+      }
+      if constexpr (E == encoding::e2m1 && F == format::fp16) run<cutlass_converter<F, cutlass::float_e2m1_t, E>>(path, "cutlass");
+      if constexpr (E == encoding::e2m1 && (F == format::e4m3 || F == format::e5m2)) {
+        run<cutlass_converter<F, cutlass::float_e2m1_t, E>>(path, "cutlass-generic");
       }
     }
 #endif  // defined(DQ4_HAVE_CUTLASS)
@@ -319,16 +456,29 @@ struct bench {
 
   template <format F, dq4::encoding E, dq4::order O>
   void run_scaled_path() {
-    const std::string path = std::string(F == format::fp16 ? "fp16 " : F == format::bf16 ? "bf16 " : "fp32 ") +
-                             dq4::detail::encoding_name(E) + " scaled" + (O == dq4::order::interleaved ? " interleaved" : " sequential");
+    const std::string path = format_prefix(F) + dq4::detail::encoding_name(E) + " scaled" + order_suffix(O);
     run<dq4_scaled_converter<F, E, O>>(path, "dq4");
   }
 
   template <format F, dq4::zeros Z, dq4::order O>
-  void run_zero_point_path(const char* name) {
-    const std::string path = std::string(F == format::fp16 ? "fp16 " : F == format::bf16 ? "bf16 " : "fp32 ") + name +
-                             (O == dq4::order::interleaved ? " interleaved" : " sequential");
-    run<dq4_zero_point_converter<F, Z, O>>(path, "dq4");
+  void run_zero_point_path() {
+    run<dq4_zero_point_converter<F, Z, O>>(format_prefix(F) + dq4::detail::zeros_name(Z) + order_suffix(O), "dq4");
+  }
+
+  // q - z without a scale ("<format> <zeros> q-z <order>"); CUTLASS has no such converter.
+  template <format F, dq4::zeros Z, dq4::order O>
+  void run_difference_path() {
+    const std::string path = format_prefix(F) + dq4::detail::zeros_name(Z) + " q-z" + order_suffix(O);
+    run<dq4_difference_converter<F, Z, O>>(path, "dq4");
+    run<naive_difference_converter<F, Z, O>>(path, "naive");
+  }
+
+  // e2m1 times an e8m0 block scale, to e4m3; CUTLASS has no such converter.
+  template <dq4::order O>
+  void run_block_scaled_path() {
+    const std::string path = format_prefix(format::e4m3) + "e2m1 e8m0-scaled" + order_suffix(O);
+    run<dq4_block_scaled_converter<O>>(path, "dq4");
+    run<naive_block_scaled_converter<O>>(path, "naive");
   }
 
   template <format F>
@@ -348,8 +498,32 @@ struct bench {
     }
     run_scaled_path<F, encoding::u4b8, order::interleaved>();
     run_scaled_path<F, encoding::u4b8, order::sequential>();
-    run_zero_point_path<F, dq4::zeros::awq, order::interleaved>("awq");
-    run_zero_point_path<F, dq4::zeros::gptq_v1, order::sequential>("gptq_v1");
+    run_zero_point_path<F, dq4::zeros::awq, order::interleaved>();
+    run_zero_point_path<F, dq4::zeros::gptq_v1, order::sequential>();
+    run_difference_path<F, dq4::zeros::awq, order::interleaved>();
+    run_difference_path<F, dq4::zeros::gptq_v1, order::sequential>();
+  }
+
+  // The 8-bit outputs: int8 from the integer encodings in both orders, e4m3 from every encoding in
+  // sequential order (the order of fp8 checkpoints), q - z for AWQ, e2m1 with an e8m0 block scale,
+  // and e5m2 from e2m1.
+  void run_eight_bit() {
+    using dq4::encoding;
+    using dq4::order;
+    run_path<format::int8, encoding::u4, order::interleaved>();
+    run_path<format::int8, encoding::u4b8, order::interleaved>();
+    run_path<format::int8, encoding::s4, order::interleaved>();
+    run_path<format::int8, encoding::u4, order::sequential>();
+    run_path<format::int8, encoding::u4b8, order::sequential>();
+    run_path<format::int8, encoding::s4, order::sequential>();
+    run_difference_path<format::int8, dq4::zeros::awq, order::interleaved>();
+    run_path<format::e4m3, encoding::u4, order::sequential>();
+    run_path<format::e4m3, encoding::u4b8, order::sequential>();
+    run_path<format::e4m3, encoding::s4, order::sequential>();
+    run_path<format::e4m3, encoding::e2m1, order::sequential>();
+    run_difference_path<format::e4m3, dq4::zeros::awq, order::interleaved>();
+    run_block_scaled_path<order::sequential>();
+    run_path<format::e5m2, encoding::e2m1, order::sequential>();
   }
 };
 
@@ -381,16 +555,17 @@ int main(int argc, char** argv) {
   b.run_format<format::fp16>();
   b.run_format<format::bf16>();
   b.run_format<format::fp32>();
+  b.run_eight_bit();
 
   std::printf("%s, %d SMs, %d blocks of %d threads, %d words per thread, %d iterations\n", prop.name, b.sms,
               b.blocks, threads_per_block, words_per_thread, b.iterations);
-  std::printf("%-30s %-8s %9s %14s %12s %12s\n", "path", "impl", "ms", "values/clk/SM", "time vs dq4", "mismatches");
+  std::printf("%-34s %-15s %9s %14s %12s %12s\n", "path", "impl", "ms", "values/clk/SM", "time vs dq4", "mismatches");
   if (csv != nullptr) std::fprintf(csv, "device,path,implementation,ms,values_per_clock_per_sm,time_vs_dq4,mismatches\n");
   bool exact = true;
   float dq4_ms = 0;
   for (const row& r : b.rows) {
     if (r.implementation == "dq4") dq4_ms = r.m.ms;
-    std::printf("%-30s %-8s %9.3f %14.1f %11.2fx %12llu\n", r.path.c_str(), r.implementation.c_str(), r.m.ms,
+    std::printf("%-34s %-15s %9.3f %14.1f %11.2fx %12llu\n", r.path.c_str(), r.implementation.c_str(), r.m.ms,
                 r.m.values_per_clock_per_sm, r.m.ms / dq4_ms, r.mismatches);
     if (csv != nullptr) {
       std::fprintf(csv, "%s,%s,%s,%.4f,%.2f,%.3f,%llu\n", prop.name, r.path.c_str(), r.implementation.c_str(), r.m.ms,
