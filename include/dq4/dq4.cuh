@@ -1275,30 +1275,38 @@ struct byte_table {
 };
 
 /// fp8 from an integer encoding by table (nibble order: register g holds nibbles 4g..4g+3, so the
-/// selector of register g is the word shifted by 16g; PRMT reads its low 16 bits). The 16 entries
-/// are two 8-entry tables: PRMT with the nibble as selector gives entry n for n < 8, and with bit 3
-/// flipped entry n for n >= 8 from the high table; where bit 3 is set the selector instead copies a
-/// byte's top bit (sign-replicate mode). u4's entries are all positive, so those copies are 0 and an
-/// OR merges the two; s4 and u4b8 pick by the nibble's replicated bit 3 (one LOP3).
+/// selector of register g is a word shifted by 16g; PRMT reads its low 16 bits). The 16 entries are
+/// two 8-entry tables, entries 0..7 and 8..15.
+///   u4 (9 per 8 values): PRMT with the nibble as selector gives entry n for n < 8, and with bit 3
+///   flipped entry n for n >= 8 from the high table; where the selector's bit 3 is set PRMT instead
+///   copies a byte's top bit (sign-replicate mode), which is 0 in u4's all-positive tables, so an OR
+///   merges the two look-ups.
+///   s4, u4b8 (11): the tables mix signs, and a look-up's top bit depends on the selector's low three
+///   bits only, so no function of the two look-ups gives the sign: both read the masked nibble
+///   (one LOP3 for both registers, one shift for the second), and a LOP3 picks per byte by the
+///   nibble's bit 3, replicated by a PRMT.
 template <format F, encoding E>
 [[nodiscard]] DQ4_HD fragment<F, 8> fp8_from_integers(std::uint32_t word) noexcept {
   using layout = byte_nibbles<F, order::sequential>;
   constexpr std::uint32_t t0 = table_register<F, E>(0), t1 = table_register<F, E>(1);
   constexpr std::uint32_t t2 = table_register<F, E>(2), t3 = table_register<F, E>(3);
-  const std::uint32_t flipped = word ^ 0x88888888u;
-  const std::uint32_t rotated = rotated_nibble(word);
   fragment<F, 8> out{};
-  unrolled<2>([&](auto g) {
-    constexpr int G = decltype(g)::value;
-    const std::uint32_t low = prmt(t0, t1, word >> (16 * G));
-    const std::uint32_t high = prmt(t2, t3, flipped >> (16 * G));
-    if constexpr (E == encoding::u4) {
-      out.regs[G] = low | high;
-    } else {
-      const std::uint32_t s = layout::signs(word, rotated, G);
-      out.regs[G] = (high & s) | (low & ~s);
-    }
-  });
+  if constexpr (E == encoding::u4) {
+    const std::uint32_t flipped = word ^ 0x88888888u;
+    unrolled<2>([&](auto g) {
+      constexpr int G = decltype(g)::value;
+      out.regs[G] = prmt(t0, t1, word >> (16 * G)) | prmt(t2, t3, flipped >> (16 * G));
+    });
+  } else {
+    const std::uint32_t indices = word & 0x77777777u;
+    const std::uint32_t rotated = rotated_nibble(word);
+    unrolled<2>([&](auto g) {
+      constexpr int G = decltype(g)::value;
+      const std::uint32_t index = indices >> (16 * G);
+      // (0xF0 & 0xAA) | (0xCC & ~0xAA) = 0xE4: the high look-up where the sign byte is set
+      out.regs[G] = lop3<0xE4u>(prmt(t2, t3, index), prmt(t0, t1, index), layout::signs(word, rotated, G));
+    });
+  }
   return out;
 }
 

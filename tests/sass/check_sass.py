@@ -28,7 +28,7 @@ BUDGETS = {
     ("fp16", "difference"): (9, 12), ("bf16", "difference"): (11, 13), ("fp32", "difference"): (17, 17),
     # 8-bit outputs, by source: u4, the signed encodings (u4b8, s4), e2m1, q - z, e2m1 with an e8m0 scale.
     ("int8", "u4"): (3, 5), ("int8", "signed"): (6, 7), ("int8", "difference"): (7, 9),
-    ("e4m3", "u4"): (9, 9), ("e4m3", "signed"): (12, 12), ("e4m3", "e2m1"): (9, 9), ("e4m3", "difference"): (22, 22),
+    ("e4m3", "u4"): (9, 9), ("e4m3", "signed"): (11, 11), ("e4m3", "e2m1"): (9, 9), ("e4m3", "difference"): (22, 22),
     ("e4m3", "e2m1_block_scaled"): (9, 9), ("e5m2", "e2m1"): (9, 9),
 }
 EIGHT_BIT = {"int8", "e4m3", "e5m2"}
