@@ -4,7 +4,9 @@
 // over every fp16 / bf16 scale pattern (all 2^32 fp32 patterns) with every weight nibble and (q, z)
 // pair, and over all 2^32 words with eight fixed, different scales and zeros (lanes do not mix);
 // every zero-point reading over all 2^32 zeros words; zero points prepared on the host and used on
-// the device. Each test runs once per path (typed tests), so a failure names its path.
+// the device. The 8-bit outputs (int8, e4m3, e5m2) unscaled over all 2^32 words in both forms, and
+// their references' device compilation against the host's. Each test runs once per path (typed
+// tests), so a failure names its path.
 // Built twice: for the real targets, and as compute_75 PTX that the driver compiles for the GPU at
 // hand, which runs the code paths of sm_75 (bf16 through fp32, the reference for bf16 scales).
 // Without a usable GPU every test here skips and says why.
@@ -22,6 +24,7 @@
 #include <iomanip>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "paths.hpp"
@@ -510,6 +513,105 @@ TEST(GpuApi, Half2AccessorGivesTheRegisterBits) {
     EXPECT_EQ(out[i], (dq4::reference::dequantize<dq4::format::fp16, encoding::s4, order::sequential>(word).regs[i % 4])) << i;
     EXPECT_EQ(out_bf16[i], (dq4::reference::dequantize<dq4::format::bf16, encoding::s4, order::sequential>(word).regs[i % 4])) << i;
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The 8-bit outputs (int8, e4m3, e5m2), unscaled.
+// ------------------------------------------------------------------------------------------------
+
+// The 65552 words the references' device/host agreement reads: every 16-bit pattern in the low half
+// with a scrambled copy in the high half, then each nibble value in all eight nibbles.
+constexpr std::uint32_t sample_word_count = 65536 + 16;
+__host__ __device__ constexpr std::uint32_t sample_word(std::uint32_t i) {
+  return i < 65536 ? i | ((i * 40503u) & 0xFFFFu) << 16 : (i - 65536) * 0x11111111u;
+}
+
+std::string hex_registers(const std::uint32_t* regs, std::size_t n) {
+  std::ostringstream s;
+  s << std::hex << std::setfill('0');
+  for (std::size_t k = 0; k < n; ++k) s << " " << std::setw(8) << regs[k];
+  return s.str();
+}
+
+// Counts the results that differ from the expected ones, and describes the first (where() names its
+// inputs; it runs for the first mismatch only).
+class mismatch_log {
+ public:
+  template <class Where>
+  void compare(const std::uint32_t* actual, const std::uint32_t* expected, std::size_t n, Where&& where) {
+    if (std::equal(expected, expected + n, actual)) return;
+    if (count_++ == 0) {
+      first_ = "first mismatch at " + where() + "\n  expected" + hex_registers(expected, n) + "\n  actual  " +
+               hex_registers(actual, n);
+    }
+  }
+  [[nodiscard]] std::size_t count() const { return count_; }
+  [[nodiscard]] const std::string& first() const { return first_; }
+
+ private:
+  std::size_t count_ = 0;
+  std::string first_;
+};
+
+std::string hex_word(std::uint32_t x) {
+  std::ostringstream s;
+  s << "0x" << std::hex << std::setfill('0') << std::setw(8) << x;
+  return s.str();
+}
+
+// The references' device compilation against the host's: Sample::expected(i) for every index below
+// Sample::count, on both.
+template <dq4::format F, encoding E, order O>
+struct unscaled_reference_sample {
+  static constexpr int registers = registers_of<F>;
+  static constexpr std::uint32_t count = sample_word_count;
+  static std::string input(std::uint32_t i) { return "word " + hex_word(sample_word(i)); }
+  __host__ __device__ static void expected(std::uint32_t i, std::uint32_t* out) {
+    store<F>(dq4::reference::dequantize<F, E, O>(sample_word(i)), out);
+  }
+};
+
+template <class Sample>
+__global__ void sample_kernel(std::uint32_t count, std::uint32_t* out) {
+  const std::uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < count) Sample::expected(i, out + std::size_t{Sample::registers} * i);
+}
+
+template <class Sample>
+void expect_references_agree() {
+  constexpr std::size_t per = Sample::registers;
+  const std::size_t count = Sample::count, bytes = per * count * sizeof(std::uint32_t);
+  std::uint32_t* device = nullptr;
+  DQ4_CUDA_OK(cudaMalloc(&device, bytes));
+  DQ4_CUDA_OK(cudaMemset(device, 0xEE, bytes));  // poison
+  sample_kernel<Sample><<<static_cast<unsigned>((count + 255) / 256), 256>>>(Sample::count, device);
+  DQ4_LAUNCH_OK();
+  std::vector<std::uint32_t> out(per * count);
+  DQ4_CUDA_OK(cudaMemcpy(out.data(), device, bytes, cudaMemcpyDeviceToHost));
+  DQ4_CUDA_OK(cudaFree(device));
+  mismatch_log log;
+  std::uint32_t host[8];
+  for (std::uint32_t i = 0; i < Sample::count; ++i) {
+    Sample::expected(i, host);
+    log.compare(out.data() + per * i, host, per, [&] { return "index " + std::to_string(i) + ": " + Sample::input(i); });
+  }
+  EXPECT_EQ(log.count(), 0u) << log.count() << " of " << count << " device results differ from the host's; "
+                             << log.first();
+}
+
+template <class P>
+class Gpu8BitPath : public ::testing::Test {};
+TYPED_TEST_SUITE(Gpu8BitPath, dq4_test::eight_bit_paths);
+
+TYPED_TEST(Gpu8BitPath, UnscaledEveryWord32Bit) {
+  expect_exhaustively_equal<unscaled_path<TypeParam::format, TypeParam::encoding, TypeParam::order, 1>>();
+}
+TYPED_TEST(Gpu8BitPath, UnscaledEveryWord128Bit) {
+  expect_exhaustively_equal<unscaled_path<TypeParam::format, TypeParam::encoding, TypeParam::order, 4>>();
+}
+TYPED_TEST(Gpu8BitPath, DeviceAndHostReferencesAgree) {
+  DQ4_REQUIRE_GPU();
+  expect_references_agree<unscaled_reference_sample<TypeParam::format, TypeParam::encoding, TypeParam::order>>();
 }
 
 }  // namespace
