@@ -4,9 +4,11 @@
 // over every fp16 / bf16 scale pattern (all 2^32 fp32 patterns) with every weight nibble and (q, z)
 // pair, and over all 2^32 words with eight fixed, different scales and zeros (lanes do not mix);
 // every zero-point reading over all 2^32 zeros words; zero points prepared on the host and used on
-// the device. The 8-bit outputs (int8, e4m3, e5m2) unscaled over all 2^32 words in both forms, and
-// their references' device compilation against the host's. Each test runs once per path (typed
-// tests), so a failure names its path.
+// the device. The 8-bit outputs (int8, e4m3, e5m2) unscaled over all 2^32 words in both forms; q - z
+// without a scale (fp16, bf16, fp32, int8, e4m3) over every (q, z) pair in every position among varied
+// neighbours, all 2^32 words with eight fixed zeros and all 2^32 zeros words; zero points prepared on
+// the host and used on the device; the device compilation of these references against the host's.
+// Each test runs once per path (typed tests), so a failure names its path.
 // Built twice: for the real targets, and as compute_75 PTX that the driver compiles for the GPU at
 // hand, which runs the code paths of sm_75 (bf16 through fp32, the reference for bf16 scales).
 // Without a usable GPU every test here skips and says why.
@@ -612,6 +614,186 @@ TYPED_TEST(Gpu8BitPath, UnscaledEveryWord128Bit) {
 TYPED_TEST(Gpu8BitPath, DeviceAndHostReferencesAgree) {
   DQ4_REQUIRE_GPU();
   expect_references_agree<unscaled_reference_sample<TypeParam::format, TypeParam::encoding, TypeParam::order>>();
+}
+
+// ------------------------------------------------------------------------------------------------
+// q - z without a scale (fp16, bf16, fp32, int8, e4m3).
+// ------------------------------------------------------------------------------------------------
+
+// A bijection of 32-bit words (MurmurHash3's finalizer): neighbours that differ in every nibble.
+__host__ __device__ constexpr std::uint32_t scrambled(std::uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x85EBCA6Bu;
+  x ^= x >> 13;
+  x *= 0xC2B2AE35u;
+  x ^= x >> 16;
+  return x;
+}
+
+// Two neighbour words for pattern t: both all 0 or all 1 (gptq_v1's carry runs through every nibble),
+// one of each, then scrambled words.
+__host__ __device__ constexpr void neighbour_words(std::uint32_t t, std::uint32_t& a, std::uint32_t& b) {
+  if (t < 4) {
+    a = (t & 1u) != 0 ? ~0u : 0u;
+    b = t == 1 || t == 2 ? ~0u : 0u;
+  } else {
+    a = scrambled(2 * t);
+    b = scrambled(2 * t + 1);
+  }
+}
+
+// The word a with nibble p replaced by n.
+__host__ __device__ constexpr std::uint32_t with_nibble(std::uint32_t a, unsigned p, unsigned n) {
+  return (a & ~(0xFu << (4 * p))) | (n & 0xFu) << (4 * p);
+}
+
+template <dq4::format F, order O>
+constexpr std::size_t zero_registers_of = sizeof(dq4::zero_point<F, O>::regs) / sizeof(std::uint32_t);
+
+// q - z without a scale (kernels that apply the group scale after the MMA): every (q, stored zero)
+// pair in every nibble position among varied neighbours (gptq_v1's carries come from the nibbles
+// below); every weight word with eight_zeros; every zeros word with weights that vary with it.
+enum class difference_sweep { pairs_in_every_position, weight_words, zeros_words };
+
+template <dq4::format F, dq4::zeros Z, order O, difference_sweep Sweep>
+struct difference_path {
+  static constexpr int registers = registers_of<F>;
+  // pairs: index = 8 positions x 256 (q, stored zero) pairs x 2^13 neighbour patterns
+  static constexpr int log2_count = Sweep == difference_sweep::pairs_in_every_position ? 24 : 32;
+  static std::string name() {
+    return dq4_test::format_name(F) + " " + dq4_test::zeros_name(Z) + " " + dq4_test::order_name(O) + " q - z" +
+           (Sweep == difference_sweep::pairs_in_every_position ? " every pair in every position"
+            : Sweep == difference_sweep::weight_words          ? " every word"
+                                                               : " every zeros word");
+  }
+  __host__ __device__ static void inputs(std::uint32_t i, std::uint32_t& w, std::uint32_t& z) {
+    if constexpr (Sweep == difference_sweep::pairs_in_every_position) {
+      const unsigned p = i % 8, q = (i / 8) % 16, stored = (i / 128) % 16;
+      neighbour_words(i / 2048, w, z);
+      w = with_nibble(w, p, q);
+      z = with_nibble(z, p, stored);
+    } else if constexpr (Sweep == difference_sweep::weight_words) {
+      w = i;
+      z = eight_zeros;
+    } else {
+      w = i * 0x9E3779B1u;  // a bijection: weights vary with the zeros word
+      z = i;
+    }
+  }
+  __device__ static void fast(std::uint32_t i, std::uint32_t* out) {
+    std::uint32_t w, z;
+    inputs(i, w, z);
+    store<F>(dq4::dequantize<F, O>(w, dq4::prepare_zeros<F, Z, O>(z)), out);
+  }
+  __host__ __device__ static void expected(std::uint32_t i, std::uint32_t* out) {
+    std::uint32_t w, z;
+    inputs(i, w, z);
+    store<F>(dq4::reference::dequantize<F, Z, O>(w, z), out);
+  }
+};
+
+template <dq4::format F, dq4::zeros Z, order O>
+struct difference_reference_sample {
+  static constexpr int registers = registers_of<F>;
+  static constexpr std::uint32_t count = 2 * sample_word_count;  // two weight words per zeros word
+  static std::string input(std::uint32_t i) {
+    return "word " + hex_word(weight(i)) + ", zeros word " + hex_word(sample_word(i / 2));
+  }
+  __host__ __device__ static std::uint32_t weight(std::uint32_t i) {
+    return host_prepared_weights(i / 2, static_cast<int>(i % 2));
+  }
+  __host__ __device__ static void expected(std::uint32_t i, std::uint32_t* out) {
+    store<F>(dq4::reference::dequantize<F, Z, O>(weight(i), sample_word(i / 2)), out);
+  }
+};
+
+template <class P>
+class GpuUnscaledZeroPath : public ::testing::Test {};
+TYPED_TEST_SUITE(GpuUnscaledZeroPath, dq4_test::unscaled_zero_paths);
+
+TYPED_TEST(GpuUnscaledZeroPath, EveryPairInEveryPosition) {
+  expect_exhaustively_equal<difference_path<TypeParam::format, TypeParam::zeros, TypeParam::order,
+                                            difference_sweep::pairs_in_every_position>>();
+}
+TYPED_TEST(GpuUnscaledZeroPath, EveryWordWithFixedZeros) {
+  expect_exhaustively_equal<
+      difference_path<TypeParam::format, TypeParam::zeros, TypeParam::order, difference_sweep::weight_words>>();
+}
+TYPED_TEST(GpuUnscaledZeroPath, EveryZerosWord) {
+  expect_exhaustively_equal<
+      difference_path<TypeParam::format, TypeParam::zeros, TypeParam::order, difference_sweep::zeros_words>>();
+}
+TYPED_TEST(GpuUnscaledZeroPath, DeviceAndHostReferencesAgree) {
+  DQ4_REQUIRE_GPU();
+  expect_references_agree<difference_reference_sample<TypeParam::format, TypeParam::zeros, TypeParam::order>>();
+}
+
+// Zero points prepared on the host, copied to the device and used there without a scale: the device's
+// own preparation gives the same registers, and dequantize the reference's q - z, bit for bit.
+template <dq4::format F, dq4::zeros Z, order O>
+__global__ void host_prepared_difference_kernel(const std::uint32_t* zeros_words, const dq4::zero_point<F, O>* host_prepared,
+                                                std::size_t n, std::uint32_t* device_prepared, std::uint32_t* out) {
+  const std::size_t i = std::size_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  constexpr std::size_t per_zero = zero_registers_of<F, O>;
+  const dq4::zero_point<F, O> mine = dq4::prepare_zeros<F, Z, O>(zeros_words[i]);
+  for (std::size_t r = 0; r < per_zero; ++r) device_prepared[per_zero * i + r] = mine.regs[r];
+  for (int k = 0; k < 2; ++k) {
+    store<F>(dq4::dequantize<F, O>(host_prepared_weights(i, k), host_prepared[i]),
+             out + registers_of<F> * (2 * i + static_cast<std::size_t>(k)));
+  }
+}
+
+TYPED_TEST(GpuUnscaledZeroPath, PreparedOnTheHostUsedOnTheDevice) {
+  DQ4_REQUIRE_GPU();
+  constexpr dq4::format F = TypeParam::format;
+  constexpr dq4::zeros Z = TypeParam::zeros;
+  constexpr order O = TypeParam::order;
+  constexpr std::size_t per_zero = zero_registers_of<F, O>, per_output = registers_of<F>;
+  const std::size_t n = sample_word_count;
+  std::vector<std::uint32_t> zeros_words;
+  std::vector<dq4::zero_point<F, O>> prepared;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    zeros_words.push_back(sample_word(i));
+    prepared.push_back(dq4::prepare_zeros<F, Z, O>(zeros_words.back()));
+  }
+  std::uint32_t *d_zeros = nullptr, *d_device_prepared = nullptr, *d_out = nullptr;
+  dq4::zero_point<F, O>* d_prepared = nullptr;
+  DQ4_CUDA_OK(cudaMalloc(&d_zeros, n * sizeof(std::uint32_t)));
+  DQ4_CUDA_OK(cudaMalloc(&d_prepared, n * sizeof(dq4::zero_point<F, O>)));
+  DQ4_CUDA_OK(cudaMalloc(&d_device_prepared, n * per_zero * sizeof(std::uint32_t)));
+  DQ4_CUDA_OK(cudaMalloc(&d_out, 2 * n * per_output * sizeof(std::uint32_t)));
+  DQ4_CUDA_OK(cudaMemcpy(d_zeros, zeros_words.data(), n * sizeof(std::uint32_t), cudaMemcpyHostToDevice));
+  DQ4_CUDA_OK(cudaMemcpy(d_prepared, prepared.data(), n * sizeof(dq4::zero_point<F, O>), cudaMemcpyHostToDevice));
+  DQ4_CUDA_OK(cudaMemset(d_device_prepared, 0xEE, n * per_zero * sizeof(std::uint32_t)));  // poison
+  DQ4_CUDA_OK(cudaMemset(d_out, 0xEE, 2 * n * per_output * sizeof(std::uint32_t)));
+  host_prepared_difference_kernel<F, Z, O>
+      <<<static_cast<unsigned>((n + 255) / 256), 256>>>(d_zeros, d_prepared, n, d_device_prepared, d_out);
+  DQ4_LAUNCH_OK();
+  std::vector<std::uint32_t> device_prepared(n * per_zero), out(2 * n * per_output);
+  DQ4_CUDA_OK(cudaMemcpy(device_prepared.data(), d_device_prepared, device_prepared.size() * sizeof(std::uint32_t),
+                         cudaMemcpyDeviceToHost));
+  DQ4_CUDA_OK(cudaMemcpy(out.data(), d_out, out.size() * sizeof(std::uint32_t), cudaMemcpyDeviceToHost));
+  DQ4_CUDA_OK(cudaFree(d_zeros));
+  DQ4_CUDA_OK(cudaFree(d_prepared));
+  DQ4_CUDA_OK(cudaFree(d_device_prepared));
+  DQ4_CUDA_OK(cudaFree(d_out));
+  mismatch_log registers_log, outputs_log;
+  for (std::size_t i = 0; i < n; ++i) {
+    registers_log.compare(device_prepared.data() + per_zero * i, prepared[i].regs, per_zero,
+                          [&] { return "zeros word " + hex_word(zeros_words[i]); });
+    for (int k = 0; k < 2; ++k) {
+      const std::uint32_t word = host_prepared_weights(i, k);
+      std::uint32_t expected[8];
+      store<F>(dq4::reference::dequantize<F, Z, O>(word, zeros_words[i]), expected);
+      outputs_log.compare(out.data() + per_output * (2 * i + static_cast<std::size_t>(k)), expected, per_output,
+                          [&] { return "word " + hex_word(word) + ", zeros word " + hex_word(zeros_words[i]); });
+    }
+  }
+  EXPECT_EQ(registers_log.count(), 0u) << registers_log.count() << " of " << n << " zero points prepared on the device "
+                                       << "differ from the host's; " << registers_log.first();
+  EXPECT_EQ(outputs_log.count(), 0u) << outputs_log.count() << " of " << 2 * n << " results from host-prepared zero "
+                                     << "points differ from the reference; " << outputs_log.first();
 }
 
 }  // namespace
