@@ -6,9 +6,11 @@
 // every zero-point reading over all 2^32 zeros words; zero points prepared on the host and used on
 // the device. The 8-bit outputs (int8, e4m3, e5m2) unscaled over all 2^32 words in both forms; q - z
 // without a scale (fp16, bf16, fp32, int8, e4m3) over every (q, z) pair in every position among varied
-// neighbours, all 2^32 words with eight fixed zeros and all 2^32 zeros words; zero points prepared on
-// the host and used on the device; the device compilation of these references against the host's.
-// Each test runs once per path (typed tests), so a failure names its path.
+// neighbours, all 2^32 words with eight fixed zeros and all 2^32 zeros words; e8m0 block scales
+// (e2m1 to e4m3) over every scale byte with every nibble in every position and over all 2^32 words
+// for ten fixed scales; zero points and block scales prepared on the host and used on the device;
+// the device compilation of every reference against the host's. Each test runs once per path (typed
+// tests), so a failure names its path.
 // Built twice: for the real targets, and as compute_75 PTX that the driver compiles for the GPU at
 // hand, which runs the code paths of sm_75 (bf16 through fp32, the reference for bf16 scales).
 // Without a usable GPU every test here skips and says why.
@@ -794,6 +796,158 @@ TYPED_TEST(GpuUnscaledZeroPath, PreparedOnTheHostUsedOnTheDevice) {
                                        << "differ from the host's; " << registers_log.first();
   EXPECT_EQ(outputs_log.count(), 0u) << outputs_log.count() << " of " << 2 * n << " results from host-prepared zero "
                                      << "points differ from the reference; " << outputs_log.first();
+}
+
+// ------------------------------------------------------------------------------------------------
+// e8m0 block scales, e2m1 to e4m3.
+// ------------------------------------------------------------------------------------------------
+
+// The e8m0 scale of byte s (0..255).
+__host__ __device__ constexpr dq4::e8m0 scale_byte(std::uint32_t s) { return dq4::e8m0{static_cast<std::uint8_t>(s)}; }
+
+// e8m0 block scales, e2m1 to e4m3. Scale < 0: every scale byte with every nibble value in every
+// position among varied neighbours (index = 256 scales x 8 positions x 16 values x 512 neighbour
+// words); otherwise every word with the scale byte Scale.
+template <order O, int Scale>
+struct block_scale_path {
+  static constexpr dq4::format F = dq4::format::e4m3;
+  static constexpr int registers = registers_of<F>;
+  static constexpr int log2_count = Scale < 0 ? 24 : 32;
+  static std::string name() {
+    return "e4m3 e2m1 " + dq4_test::order_name(O) + " e8m0 " +
+           (Scale < 0 ? std::string("every scale, nibble and position") : std::to_string(Scale) + " every word");
+  }
+  __host__ __device__ static void inputs(std::uint32_t i, std::uint32_t& w, std::uint32_t& s) {
+    if constexpr (Scale < 0) {
+      s = i % 256;
+      const unsigned p = (i / 256) % 8, n = (i / 2048) % 16, t = i / 32768;
+      constexpr std::uint32_t plain[4] = {0u, ~0u, 0x88888888u, 0x77777777u};  // zeros, -6, -0, 6 around
+      w = with_nibble(t < 4 ? plain[t] : scrambled(t), p, n);
+    } else {
+      w = i;
+      s = static_cast<std::uint32_t>(Scale);
+    }
+  }
+  __device__ static void fast(std::uint32_t i, std::uint32_t* out) {
+    std::uint32_t w, s;
+    inputs(i, w, s);
+    const dq4::block_scale<F> scale = dq4::prepare_block_scale<F>(scale_byte(s));
+    store<F>(dq4::dequantize<F, encoding::e2m1, O>(w, scale), out);
+  }
+  __host__ __device__ static void expected(std::uint32_t i, std::uint32_t* out) {
+    std::uint32_t w, s;
+    inputs(i, w, s);
+    store<F>(dq4::reference::dequantize<F, encoding::e2m1, O>(w, scale_byte(s)), out);
+  }
+};
+
+// The fixed scales of the word sweeps: 2^0, the ends of the range where scaling adds to the exponent
+// field (122, 133) and the bytes just outside it (121, 134), the smallest scales (0, 1), one that
+// rounds every value to a subnormal or zero (117: 2^-10), the largest finite scale and NaN.
+using fixed_block_scales = std::integer_sequence<int, 127, 122, 133, 134, 121, 0, 1, 117, 254, 255>;
+
+// One sweep per scale; after a fatal failure (or a skip) the rest are not run.
+template <order O, int... Scales>
+void expect_every_word_with_scales(std::integer_sequence<int, Scales...>) {
+  ((::testing::Test::HasFatalFailure() || ::testing::Test::IsSkipped()
+        ? void()
+        : expect_exhaustively_equal<block_scale_path<O, Scales>>()),
+   ...);
+}
+
+// The words each block scale is tried on: each nibble value in all eight nibbles, then scrambled words.
+constexpr std::uint32_t block_word_count = 256;
+__host__ __device__ constexpr std::uint32_t block_word(std::uint32_t t) {
+  return t < 16 ? t * 0x11111111u : scrambled(t);
+}
+
+template <order O>
+struct block_scale_reference_sample {
+  static constexpr dq4::format F = dq4::format::e4m3;
+  static constexpr int registers = registers_of<F>;
+  static constexpr std::uint32_t count = 256 * block_word_count;  // every scale byte with every word
+  static std::string input(std::uint32_t i) {
+    return "word " + hex_word(block_word(i / 256)) + ", scale " + std::to_string(i % 256);
+  }
+  __host__ __device__ static void expected(std::uint32_t i, std::uint32_t* out) {
+    store<F>(dq4::reference::dequantize<F, encoding::e2m1, O>(block_word(i / 256), scale_byte(i % 256)), out);
+  }
+};
+
+template <class P>
+class GpuBlockScalePath : public ::testing::Test {};
+TYPED_TEST_SUITE(GpuBlockScalePath, dq4_test::block_scale_paths);
+
+TYPED_TEST(GpuBlockScalePath, EveryScaleAndNibbleInEveryPosition) {
+  expect_exhaustively_equal<block_scale_path<TypeParam::order, -1>>();
+}
+TYPED_TEST(GpuBlockScalePath, EveryWordWithFixedScales) {
+  expect_every_word_with_scales<TypeParam::order>(fixed_block_scales{});
+}
+TYPED_TEST(GpuBlockScalePath, DeviceAndHostReferencesAgree) {
+  DQ4_REQUIRE_GPU();
+  expect_references_agree<block_scale_reference_sample<TypeParam::order>>();
+}
+
+// Block scales prepared on the host for all 256 bytes, copied to the device and used there: the
+// device's own prepare_block_scale gives the same table registers and scale, and dequantize the
+// reference's bits.
+template <order O>
+__global__ void host_prepared_block_scale_kernel(const dq4::block_scale<dq4::format::e4m3>* host_prepared,
+                                                 std::uint32_t* device_prepared, std::uint32_t* out) {
+  constexpr dq4::format F = dq4::format::e4m3;
+  const unsigned s = blockIdx.x * blockDim.x + threadIdx.x;
+  if (s >= 256) return;
+  const dq4::block_scale<F> mine = dq4::prepare_block_scale<F>(scale_byte(s));
+  device_prepared[3 * s] = mine.table[0];
+  device_prepared[3 * s + 1] = mine.table[1];
+  device_prepared[3 * s + 2] = mine.scale.bits;
+  for (std::uint32_t t = 0; t < block_word_count; ++t) {
+    store<F>(dq4::dequantize<F, encoding::e2m1, O>(block_word(t), host_prepared[s]),
+             out + registers_of<F> * (std::size_t{block_word_count} * s + t));
+  }
+}
+
+TYPED_TEST(GpuBlockScalePath, PreparedOnTheHostUsedOnTheDevice) {
+  DQ4_REQUIRE_GPU();
+  constexpr dq4::format F = dq4::format::e4m3;
+  constexpr order O = TypeParam::order;
+  constexpr std::size_t per_output = registers_of<F>, outputs = 256 * std::size_t{block_word_count} * per_output;
+  std::vector<dq4::block_scale<F>> prepared;
+  for (unsigned s = 0; s < 256; ++s) prepared.push_back(dq4::prepare_block_scale<F>(scale_byte(s)));
+  dq4::block_scale<F>* d_prepared = nullptr;
+  std::uint32_t *d_device_prepared = nullptr, *d_out = nullptr;
+  DQ4_CUDA_OK(cudaMalloc(&d_prepared, 256 * sizeof(dq4::block_scale<F>)));
+  DQ4_CUDA_OK(cudaMalloc(&d_device_prepared, 3 * 256 * sizeof(std::uint32_t)));
+  DQ4_CUDA_OK(cudaMalloc(&d_out, outputs * sizeof(std::uint32_t)));
+  DQ4_CUDA_OK(cudaMemcpy(d_prepared, prepared.data(), 256 * sizeof(dq4::block_scale<F>), cudaMemcpyHostToDevice));
+  DQ4_CUDA_OK(cudaMemset(d_device_prepared, 0xEE, 3 * 256 * sizeof(std::uint32_t)));  // poison
+  DQ4_CUDA_OK(cudaMemset(d_out, 0xEE, outputs * sizeof(std::uint32_t)));
+  host_prepared_block_scale_kernel<O><<<2, 128>>>(d_prepared, d_device_prepared, d_out);
+  DQ4_LAUNCH_OK();
+  std::vector<std::uint32_t> device_prepared(3 * 256), out(outputs);
+  DQ4_CUDA_OK(cudaMemcpy(device_prepared.data(), d_device_prepared, device_prepared.size() * sizeof(std::uint32_t),
+                         cudaMemcpyDeviceToHost));
+  DQ4_CUDA_OK(cudaMemcpy(out.data(), d_out, out.size() * sizeof(std::uint32_t), cudaMemcpyDeviceToHost));
+  DQ4_CUDA_OK(cudaFree(d_prepared));
+  DQ4_CUDA_OK(cudaFree(d_device_prepared));
+  DQ4_CUDA_OK(cudaFree(d_out));
+  mismatch_log registers_log, outputs_log;
+  for (unsigned s = 0; s < 256; ++s) {
+    const std::uint32_t host[3] = {prepared[s].table[0], prepared[s].table[1], prepared[s].scale.bits};
+    registers_log.compare(device_prepared.data() + 3 * s, host, 3,
+                          [&] { return "scale " + std::to_string(s) + " (table[0], table[1], scale)"; });
+    for (std::uint32_t t = 0; t < block_word_count; ++t) {
+      std::uint32_t expected[2];
+      store<F>(dq4::reference::dequantize<F, encoding::e2m1, O>(block_word(t), scale_byte(s)), expected);
+      outputs_log.compare(out.data() + per_output * (std::size_t{block_word_count} * s + t), expected, per_output,
+                          [&] { return "word " + hex_word(block_word(t)) + ", scale " + std::to_string(s); });
+    }
+  }
+  EXPECT_EQ(registers_log.count(), 0u) << registers_log.count() << " of 256 block scales prepared on the device differ "
+                                       << "from the host's; " << registers_log.first();
+  EXPECT_EQ(outputs_log.count(), 0u) << outputs_log.count() << " of " << 256 * block_word_count << " results from "
+                                     << "host-prepared block scales differ from the reference; " << outputs_log.first();
 }
 
 }  // namespace
