@@ -874,6 +874,16 @@ template <zeros Z>
   }
 }
 
+/// The plan whose magic zero point register r holds: the output's own, or e4m3's fp16 route.
+template <format F, order O>
+[[nodiscard]] DQ4_HD constexpr register_plan zero_plan(int r) noexcept {
+  if constexpr (F == format::e4m3) {
+    return e4m3_route_plan(r);
+  } else {
+    return plan<F, encoding::u4, O>(r);
+  }
+}
+
 /// -(2^(M-o) + z) per value from a zeros word, by integer instructions: one LOP3 per register puts
 /// each nibble z into the mantissa of -2^(M-o) (sign flip and magic in the LOP3 constant); that is
 /// -(2^(M-o) + z) exactly, as in the weights' path. gptq_v1 adds one IADD per word, gptq_v1_wrap
@@ -885,7 +895,7 @@ template <format F, zeros Z, order O>
   zero_point<F, O> out{};
   unrolled<zero_point_registers(F)>([&](auto r) {
     constexpr int R = decltype(r)::value;
-    constexpr register_plan p = F == format::e4m3 ? e4m3_route_plan(R) : plan<F, encoding::u4, O>(R);
+    constexpr register_plan p = zero_plan<F, O>(R);
     constexpr std::uint32_t sign = value_bits(F) == 32 ? 0x80000000u : 0x80008000u;
     const std::uint32_t negated = and_xor(source_word(z, p), p.mask, p.magic | sign);  // -(2^(M-o) + n)
     out.regs[R] = Z == zeros::gptq_v1_no_wrap ? negated + p.unit : negated;
