@@ -1201,10 +1201,10 @@ struct byte_nibbles {
   }
   /// 0xFF in byte i where the nibble of element 4g + i has bit 3 set, else 0 (one PRMT in
   /// sign-replicate mode: an odd nibble's bit 3 is a byte top of the word, an even one's of the
-  /// rotated word).
+  /// rotated word, whose byte tops are those of the word << 4 that e2m1's sign_selector reads).
   static DQ4_HD std::uint32_t signs(std::uint32_t word, std::uint32_t rotated, int g) noexcept {
     if (split) return prmt(g == 0 ? rotated : word, 0u, 0xBA98u);
-    return prmt(word, rotated, g == 0 ? 0x9D8Cu : 0xBFAEu);
+    return prmt(rotated, word, sign_selector<order::sequential>(g));
   }
 };
 
