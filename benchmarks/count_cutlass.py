@@ -21,7 +21,6 @@ import argparse
 import collections
 import pathlib
 import re
-import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "sass"))
@@ -73,15 +72,10 @@ def main():
     parser.add_argument("--archs", default="", help="architectures that must be present, e.g. 90-real")
     parser.add_argument("objects", nargs="+")
     args = parser.parse_args()
-    text = ""
-    for obj in args.objects:
-        result = subprocess.run([args.cuobjdump, "-sass", obj], capture_output=True, text=True)
-        if result.returncode != 0:
-            print(f"cuobjdump failed on {obj}:\n{result.stderr}", file=sys.stderr)
-            return 1
-        text += result.stdout
-    expected = [f"sm_{a.split('-')[0]}" for a in re.split(r"[,;]", args.archs) if a]
-    rows, errors = count(check_sass.parse(text), expected)
+    text = check_sass.read_sass(args.cuobjdump, args.objects)
+    if text is None:
+        return 1
+    rows, errors = count(check_sass.parse(text), check_sass.architectures(args.archs))
     print(f"{'arch':8} {'impl':8} {'path':22} {'per 8':>6} {'const moves':>11} {'branches':>8}  opcodes per 8 values")
     for arch, implementation, path, cost, constants, branches, mix in rows:
         print(f"{arch:8} {implementation:8} {path:22} {cost:6g} {constants:11} {branches:8g}  {mix}")

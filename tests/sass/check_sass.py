@@ -143,21 +143,33 @@ def check(kernels, expected_archs):
     return rows, errors
 
 
+def read_sass(cuobjdump, objects):
+    """The `cuobjdump -sass` listing of every object, or None (with the reason printed) if one fails."""
+    text = ""
+    for obj in objects:
+        result = subprocess.run([cuobjdump, "-sass", obj], capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"cuobjdump failed on {obj}:\n{result.stderr}", file=sys.stderr)
+            return None
+        text += result.stdout
+    return text
+
+
+def architectures(spec):
+    """['sm_75', 'sm_90'] from a CMake architecture list such as '75-real,90-real' (',' or ';')."""
+    return [f"sm_{a.split('-')[0]}" for a in re.split(r"[,;]", spec) if a]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cuobjdump", required=True)
     parser.add_argument("--archs", default="", help="architectures that must be present, e.g. 75-real,90-real")
     parser.add_argument("objects", nargs="+")
     args = parser.parse_args()
-    text = ""
-    for obj in args.objects:
-        result = subprocess.run([args.cuobjdump, "-sass", obj], capture_output=True, text=True)
-        if result.returncode != 0:
-            print(f"cuobjdump failed on {obj}:\n{result.stderr}", file=sys.stderr)
-            return 1
-        text += result.stdout
-    expected = [f"sm_{a.split('-')[0]}" for a in re.split(r"[,;]", args.archs) if a]
-    rows, errors = check(parse(text), expected)
+    text = read_sass(args.cuobjdump, args.objects)
+    if text is None:
+        return 1
+    rows, errors = check(parse(text), architectures(args.archs))
     print(f"{'arch':8} {'path':34} {'per 8':>6} {'budget':>9} {'const moves':>11}  opcodes per 8 values")
     for arch, path, cost, limit, constants, mix in rows:
         shown = "reference" if limit is None else str(limit)
