@@ -18,9 +18,7 @@ Reproduce (sm_90; the CUTLASS headers of the pip package nvidia-cutlass):
 probe is missing, or cuobjdump fails.
 """
 import argparse
-import collections
 import pathlib
-import re
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "sass"))
@@ -43,12 +41,8 @@ def count(kernels, expected_archs):
     for arch in expected_archs:
         if arch not in kernels:
             errors.append(f"{arch}: no SASS for this architecture in the object")
-    for arch, functions in sorted(kernels.items(), key=lambda kv: int(re.sub(r"\D", "", kv[0]))):
-        pairs = collections.defaultdict(dict)
-        for name, opcodes in functions.items():
-            if m := check_sass.PROBE.search(name):
-                probe, order, form, size = m.groups()
-                pairs[(probe, order, form)][size] = opcodes
+    for arch, functions in check_sass.by_architecture(kernels):
+        pairs = check_sass.probe_pairs(functions)
         if not pairs:
             errors.append(f"{arch}: no probe kernels found")
         for (probe, order, form), sizes in sorted(pairs.items()):

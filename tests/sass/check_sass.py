@@ -102,23 +102,34 @@ def counted(opcodes):
                                if op.split(".")[0] not in NOT_COUNTED and op != "CONST")
 
 
+def probe_pairs(functions):
+    """{(path, order, form): {"n1": opcodes, "n2": opcodes}} of one architecture's probe kernels."""
+    pairs = collections.defaultdict(dict)
+    for name, opcodes in functions.items():
+        if m := PROBE.search(name):
+            path, order, form, size = m.groups()
+            pairs[(path, order, form)][size] = opcodes
+    return pairs
+
+
+def by_architecture(kernels):
+    """The architectures of a parsed listing in numeric order (sm_75 before sm_100)."""
+    return sorted(kernels.items(), key=lambda kv: int(re.sub(r"\D", "", kv[0])))
+
+
 def check(kernels, expected_archs):
     """Returns (rows, errors): rows are (arch, path, cost per 8 values, budget, const moves, opcode mix)."""
     rows, errors = [], []
     for arch in expected_archs:
         if arch not in kernels:
             errors.append(f"{arch}: no SASS for this architecture in the object")
-    for arch, functions in sorted(kernels.items(), key=lambda kv: int(re.sub(r"\D", "", kv[0]))):
-        pairs = collections.defaultdict(dict)
-        for name, opcodes in functions.items():
-            m = PROBE.search(name)
-            if not m:
-                continue
-            name, order, form, size = m.groups()
-            pairs[(name, order, form)][size] = opcodes
-            bad = sorted({op for op in opcodes if CONVERSIONS.match(op)})
-            if bad:
-                errors.append(f"{arch} {name}: conversion instructions {', '.join(bad)}")
+    for arch, functions in by_architecture(kernels):
+        pairs = probe_pairs(functions)
+        for (name, _, _), sizes in sorted(pairs.items()):
+            for opcodes in sizes.values():
+                bad = sorted({op for op in opcodes if CONVERSIONS.match(op)})
+                if bad:
+                    errors.append(f"{arch} {name}: conversion instructions {', '.join(bad)}")
         if not pairs:
             errors.append(f"{arch}: no probe kernels found")
         for (name, order, form), sizes in sorted(pairs.items()):
