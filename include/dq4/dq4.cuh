@@ -1240,17 +1240,10 @@ template <encoding E, order O>
 /// int8 zero points: 0x80 - z per byte, in the int8 layout (z <= 16, so no byte borrows).
 template <zeros Z, order O>
 [[nodiscard]] DQ4_HD zero_point<format::int8, O> int8_prepare_zeros(std::uint32_t zeros_word) noexcept {
-  using layout = byte_nibbles<format::int8, O>;
-  const std::uint32_t z = zeros_as_nibbles<Z>(zeros_word);
-  const std::uint32_t rotated = rotated_nibble(z);
+  const fragment<format::int8, 8> z = int8_dequantize<encoding::u4, O>(zeros_as_nibbles<Z>(zeros_word));
   // gptq_v1_no_wrap: z = n + 1, so 0x80 - z = 0x7F - n
   constexpr std::uint32_t base = Z == zeros::gptq_v1_no_wrap ? 0x7F7F7F7Fu : 0x80808080u;
-  zero_point<format::int8, O> out{};
-  unrolled<2>([&](auto g) {
-    constexpr int G = decltype(g)::value;
-    out.regs[G] = base - (layout::low(z, rotated, G) & 0x0F0F0F0Fu);
-  });
-  return out;
+  return zero_point<format::int8, O>{{base - z.regs[0], base - z.regs[1]}};
 }
 
 /// int8 q - z: q + (0x80 - z) is 0x80 + (q - z), in 0x70..0x8F, so no byte carries into the next
@@ -1258,13 +1251,8 @@ template <zeros Z, order O>
 template <order O>
 [[nodiscard]] DQ4_HD fragment<format::int8, 8> int8_difference(std::uint32_t word,
                                                              const zero_point<format::int8, O>& zero) noexcept {
-  using layout = byte_nibbles<format::int8, O>;
-  const std::uint32_t rotated = rotated_nibble(word);
-  fragment<format::int8, 8> out{};
-  unrolled<2>([&](auto g) {
-    constexpr int G = decltype(g)::value;
-    out.regs[G] = ((layout::low(word, rotated, G) & 0x0F0F0F0Fu) + zero.regs[G]) ^ 0x80808080u;
-  });
+  fragment<format::int8, 8> out = int8_dequantize<encoding::u4, O>(word);
+  for (int g = 0; g < 2; ++g) out.regs[g] = (out.regs[g] + zero.regs[g]) ^ 0x80808080u;
   return out;
 }
 
