@@ -138,7 +138,8 @@ __device__ inline void sleep_ns(unsigned long long ns) {
 }
 
 // Keeps the GPU busy for about `ns` nanoseconds, so that launches queued behind it start back to back.
-__global__ void hold_gpu(unsigned long long ns) { sleep_ns(ns); }
+// (static: a __global__ function cannot be inline, and this header is in more than one translation unit)
+static __global__ void hold_gpu(unsigned long long ns) { sleep_ns(ns); }
 
 // Median over `runs` of the time per call (us) of `calls` back-to-back calls launch(r), r counting
 // up from 1 across runs, after one warm-up launch(0). Each run is queued behind a 200 us kernel
