@@ -187,6 +187,85 @@ void fuzz_reference(random_source& r) {
 
 }  // namespace
 
+#include <dq4/checkpoint_fp4.hpp>
+
+namespace {
+
+// The block-scaled fp4 readers (checkpoint_fp4.hpp): shapes of rank 1 to 5, small (sometimes
+// empty, mismatched or not whole blocks) or huge (two dimensions of at least 2^32, whose products
+// overflow), random bytes, null tensors, global scales of any bit pattern and enum values that
+// name no enumerator. An accepted read must agree with the bytes it was given.
+void fuzz_fp4_checkpoint(random_source& r) {
+  const bool huge = r.below(8) == 0;
+  const auto product = [](const std::vector<std::size_t>& shape) {
+    std::size_t n = 1;
+    for (const std::size_t d : shape) n *= d;
+    return n;
+  };
+  const auto perturb = [&](std::vector<std::size_t>& shape) {
+    if (r.below(10) == 0 && !shape.empty()) shape[r.below(shape.size())] += 1;
+    if (r.below(30) == 0) shape.push_back(1);
+  };
+  if (r.below(2) == 0) {
+    const std::size_t rank = r.below(10) == 0 ? 2 + 3 * r.below(2) : 3 + r.below(2);  // mostly 3 or 4
+    std::vector<std::size_t> blocks_shape(rank);
+    for (std::size_t i = 0; i + 1 < rank; ++i) blocks_shape[i] = r.below(12) == 0 ? 0 : 1 + r.below(5);
+    blocks_shape[rank - 1] = r.below(10) == 0 ? r.below(40) : 16;
+    if (huge) blocks_shape[0] = blocks_shape[rank - 2] = dimension(r, true);
+    std::vector<std::size_t> scales_shape(blocks_shape.begin(), blocks_shape.end() - 1);
+    perturb(scales_shape);
+    std::vector<std::uint8_t> blocks(huge ? 64 : product(blocks_shape) + 1), scales(huge ? 64 : product(scales_shape) + 1);
+    for (auto& b : blocks) b = static_cast<std::uint8_t>(r.word());
+    for (auto& s : scales) s = static_cast<std::uint8_t>(r.word());
+    const auto* bp = r.below(20) == 0 ? nullptr : blocks.data();
+    const auto* sp = r.below(20) == 0 ? nullptr : scales.data();
+    dq4::mxfp4_matrix m;
+    const bool ok = call_expecting("from_gpt_oss_mxfp4", [&] { m = dq4::from_gpt_oss_mxfp4(bp, blocks_shape, sp, scales_shape); }, huge);
+    if (ok) {
+      const std::size_t e = r.below(m.experts), n = r.below(m.rows), k = r.below(m.cols);
+      const std::uint8_t byte = blocks[((e * m.rows + n) * m.cols + k) / 2];
+      if (m.nibble(e, n, k) != (k % 2 == 0 ? byte & 0xFu : byte >> 4u)) fail("from_gpt_oss_mxfp4: nibble differs from blocks");
+      if (m.scale(e, n, k).bits != scales[(e * m.rows + n) * (m.cols / 32) + k / 32]) fail("from_gpt_oss_mxfp4: scale differs");
+    }
+  } else {
+    const auto checkpoint = any_enumerator<dq4::nvfp4_checkpoint>(r, 2);
+    std::vector<std::size_t> weight_shape = {r.below(12) == 0 ? 0 : 1 + r.below(8), r.below(4) == 0 ? r.below(40) : 8 * (1 + r.below(5))};
+    if (huge) weight_shape = {dimension(r, true), dimension(r, true)};
+    if (r.below(20) == 0) weight_shape.push_back(1 + r.below(3));
+    std::vector<std::size_t> scale_shape = {weight_shape[0], weight_shape.size() > 1 ? weight_shape[1] / 8 : 1};
+    perturb(scale_shape);
+    std::vector<std::size_t> global_shape;
+    if (r.below(3) == 0) global_shape.push_back(r.below(10) == 0 ? r.below(4) : 1);
+    std::vector<std::uint8_t> weight(huge ? 64 : product(weight_shape) + 1), scales(huge ? 64 : product(scale_shape) + 1);
+    for (auto& b : weight) b = static_cast<std::uint8_t>(r.word());
+    for (auto& s : scales) s = static_cast<std::uint8_t>(r.word());
+    constexpr std::uint32_t special[] = {0x3F800000u, 0, 0x80000000u, 0x7FC00000u, 0x7F800000u, 0xFF800000u, 1, 0x00200000u,
+                                         0x00200001u, 0x7F7FFFFFu, 0xBF800000u};
+    const std::uint32_t g = r.below(2) == 0 ? special[r.below(sizeof special / sizeof special[0])] : r.word();
+    const std::uint8_t global[4] = {static_cast<std::uint8_t>(g), static_cast<std::uint8_t>(g >> 8),
+                                    static_cast<std::uint8_t>(g >> 16), static_cast<std::uint8_t>(g >> 24)};
+    const auto* wp = r.below(20) == 0 ? nullptr : weight.data();
+    const auto* sp = r.below(20) == 0 ? nullptr : scales.data();
+    const auto* gp = r.below(20) == 0 ? nullptr : global;
+    dq4::nvfp4_matrix m;
+    const bool ok = call_expecting(
+        "from_nvfp4", [&] { m = dq4::from_nvfp4(checkpoint, wp, weight_shape, sp, scale_shape, gp, global_shape); }, huge);
+    if (ok) {
+      const std::size_t n = r.below(m.rows), k = r.below(m.cols);
+      const std::uint8_t byte = weight[n * (m.cols / 2) + k / 2];
+      if (m.nibble(n, k) != (k % 2 == 0 ? byte & 0xFu : byte >> 4u)) fail("from_nvfp4: nibble differs from weight");
+      if (m.scale(n, k) != scales[n * (m.cols / 16) + k / 16]) fail("from_nvfp4: scale differs from weight_scale");
+      float stored = 0, multiplier = 0;
+      std::memcpy(&stored, &g, sizeof stored);
+      const float expected = checkpoint == dq4::nvfp4_checkpoint::modelopt ? stored : 1.0f / stored;
+      std::memcpy(&multiplier, &m.global_scale, sizeof multiplier);
+      if (std::memcmp(&multiplier, &expected, sizeof expected) != 0) fail("from_nvfp4: global scale differs");
+    }
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   const long iterations = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 20000;
   random_source r{argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1};
@@ -194,6 +273,7 @@ int main(int argc, char** argv) {
     fuzz_checkpoint(r);
     fuzz_packers(r);
     fuzz_reference(r);
+    fuzz_fp4_checkpoint(r);
   }
   std::printf("fuzz_host_api: %ld iterations, %ld checkpoint reads accepted, %ld rejected, %d failures\n", iterations,
               accepted, rejected, failures);

@@ -171,8 +171,8 @@ struct valid_zero_path {
 };
 
 /// Which encodings an output format takes, unscaled: int8 takes the integer encodings, e5m2 only e2m1
-/// (integers above 8 need three mantissa bits, e5m2 has two: 9 is not an e5m2 value), fp32 all but
-/// e2m1 (its table paths write 16-bit values), the others every encoding.
+/// (integers above 8 need three mantissa bits, e5m2 has two: 9 is not an e5m2 value), the others every
+/// encoding.
 template <format F, encoding E>
 struct valid_output {
   static_assert(!(F == format::int8 && E == encoding::e2m1), "dq4: e2m1 values (0.5, 1.5, ...) are not integers: "
@@ -180,7 +180,6 @@ struct valid_output {
   static_assert(!(F == format::e5m2 && E != encoding::e2m1),
                 "dq4: e5m2 has two mantissa bits, so integers such as 9 are not e5m2 values: dequantize integer "
                 "encodings to e4m3 (every integer in -16..16 is an e4m3 value), int8 or a 16-bit format");
-  static_assert(!(F == format::fp32 && E == encoding::e2m1), "e2m1 dequantizes to fp16 or bf16");
   static constexpr bool value = true;
 };
 
@@ -323,11 +322,77 @@ struct e8m0 {
   std::uint8_t bits;
 };
 
+/// A 16-entry codebook of format F (fp16 or bf16): entry n is the value nibble n stands for
+/// (bitsandbytes' NF4 and FP4 tables, or any table of 16 values). Held in registers as two planes,
+/// the entries' low bytes and their high bytes: byte b of register r of a plane is that byte of entry
+/// 4r + b. Build one with make_codebook (bit patterns), codebook_of (floats, each rounded once to F) or
+/// bitsandbytes_codebook (a table times a block's absmax, as bitsandbytes rounds it).
+template <format F>
+struct codebook {
+  std::uint32_t low[4], high[4];
+
+  /// The bit pattern of entry n (0..15).
+  [[nodiscard]] DQ4_HD constexpr std::uint32_t entry(unsigned n) const noexcept {
+    const unsigned shift = 8 * (n % 4);
+    return ((low[n / 4 % 4] >> shift) & 0xFFu) | (((high[n / 4 % 4] >> shift) & 0xFFu) << 8);
+  }
+};
+
 namespace detail {
-/// e8m0 block scales multiply e2m1 values into e4m3 (MXFP4 to fp8); other pairs are not provided yet.
+/// Codebooks hold fp16 or bf16 entries (16 entries of 16 bits in eight registers).
+template <format F>
+struct valid_codebook {
+  static_assert(F == format::fp16 || F == format::bf16,
+                "dq4: codebooks hold fp16 or bf16 values (16 entries of 16 bits in eight registers); for fp32 "
+                "outputs convert the fp16/bf16 results, for 8-bit outputs quantize the table to e4m3 yourself");
+  static constexpr bool value = true;
+};
+}  // namespace detail
+
+/// Sixteen floats: a codebook's values before they are rounded to its format.
+struct codebook_values {
+  float value[16];
+};
+
+/// bitsandbytes' NF4 table (QLoRA's 4-bit NormalFloat), entry n for nibble n: the fp32 constants its
+/// CUDA kernel dequantizes with (bitsandbytes csrc/kernels.cu, dDequantizeNF4), which are also what
+/// functional.py's get_4bit_type("nf4") saves as quant_map (tests/test_nf4_checkpoints.cpp checks both).
+/// A function, not a variable, so that device code can use it too.
+[[nodiscard]] DQ4_HD constexpr codebook_values nf4_values() noexcept {
+  return codebook_values{{-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+                          -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+                          0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+                          0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f}};
+}
+
+/// bitsandbytes' FP4 table (not OCP e2m1): bit 3 is the sign, bits 0..2 index the magnitudes
+/// {0, 0.0625, 8, 12, 4, 6, 2, 3} / 12, as its kernels compute them (bitsandbytes csrc/kernels.cu,
+/// fp4_dequantization_lut and dDequantizeFP4Tree: lut[n & 7] * (1 - 2 * bit 3), so entry 8 is -0).
+[[nodiscard]] DQ4_HD constexpr codebook_values bnb_fp4_values() noexcept {
+  return codebook_values{{0x0p+0f, 0x1.555556p-8f, 0x1.555556p-1f, 0x1p+0f, 0x1.555556p-2f, 0x1p-1f, 0x1.555556p-3f,
+                          0x1p-2f, -0x0p+0f, -0x1.555556p-8f, -0x1.555556p-1f, -0x1p+0f, -0x1.555556p-2f, -0x1p-1f,
+                          -0x1.555556p-3f, -0x1p-2f}};
+}
+
+/// The codebook whose entry n is the bit pattern bits[n] of F (the low 16 bits).
+template <format F>
+[[nodiscard]] DQ4_HD constexpr codebook<F> make_codebook(const std::uint32_t (&bits)[16]) noexcept {
+  static_assert(detail::valid_codebook<F>::value);
+  codebook<F> book{};
+  for (unsigned n = 0; n < 16; ++n) {
+    book.low[n / 4] |= (bits[n] & 0xFFu) << (8 * (n % 4));
+    book.high[n / 4] |= ((bits[n] >> 8) & 0xFFu) << (8 * (n % 4));
+  }
+  return book;
+}
+
+namespace detail {
+/// e8m0 block scales multiply e2m1 values (MXFP4) into fp16, bf16, fp32 or e4m3.
 template <format F, encoding E>
 struct valid_block_scale {
-  static_assert(F == format::e4m3, "dq4: e8m0 block scales give e4m3 outputs (e2m1 * 2^(E-127) rounded once)");
+  static_assert(F == format::fp16 || F == format::bf16 || F == format::fp32 || F == format::e4m3,
+                "dq4: e8m0 block scales give fp16, bf16, fp32 or e4m3 outputs (e2m1 * 2^(E-127) rounded once; "
+                "e5m2 and int8 are not provided)");
   static_assert(E == encoding::e2m1, "dq4: e8m0 block scales apply to e2m1 (MXFP4) values");
   static constexpr bool value = true;
 };
@@ -493,6 +558,31 @@ struct exact_number {
   return exact_number{negative, magnitude_of(k) * x.magnitude, x.exponent, x.infinite, false};
 }
 
+/// The exact product of two numbers (IEEE rules: NaN if either is NaN or for zero times infinity).
+/// Exact while the magnitudes' product is below 2^64, which holds for any two from number_of (< 2^24).
+[[nodiscard]] DQ4_HD constexpr exact_number product(const exact_number& a, const exact_number& b) noexcept {
+  const bool zero_times_infinity = (a.infinite && !b.infinite && b.magnitude == 0) ||
+                                   (b.infinite && !a.infinite && a.magnitude == 0);
+  if (a.nan || b.nan || zero_times_infinity) return exact_number{false, 0, 0, false, true};
+  return exact_number{a.negative != b.negative, a.magnitude * b.magnitude, a.exponent + b.exponent,
+                      a.infinite || b.infinite, false};
+}
+
+/// The bits of an NVFP4 block's scale in format F: s_F = round_F(s * g), the e4m3 block scale s (bits
+/// s_bits; 0x7F and 0xFF are NaN) times the tensor's fp32 scale g (bits g_bits), rounded once.
+[[nodiscard]] DQ4_HD constexpr std::uint32_t nvfp4_scale(format f, std::uint8_t s_bits, std::uint32_t g_bits) noexcept {
+  return round_to(f, product(number_of(format::e4m3, s_bits), number_of(format::fp32, g_bits)));
+}
+
+/// bitsandbytes' dequantized value in format F: the fp32 product of a table entry and the block's
+/// absmax (bits), rounded to fp32, then rounded again to F (two roundings; see bitsandbytes_codebook).
+[[nodiscard]] DQ4_HD constexpr std::uint32_t bitsandbytes_value(format f, std::uint32_t entry_bits,
+                                                                std::uint32_t absmax_bits) noexcept {
+  const std::uint32_t fp32 = round_to(format::fp32, product(number_of(format::fp32, entry_bits),
+                                                             number_of(format::fp32, absmax_bits)));
+  return f == format::fp32 ? fp32 : round_to(f, number_of(format::fp32, fp32));
+}
+
 /// Output element j (0..7) of a word under an integer encoding, as an integer.
 template <encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr int value(std::uint32_t word, int j) noexcept {
@@ -612,9 +702,17 @@ template <format F, zeros Z, order O>
   return assemble<F>(bits);
 }
 
-/// Element j = e2m1 value * 2^(s.bits - 127) rounded once to e4m3 (saturating at +-448, see
-/// round_to); s.bits = 0xFF is NaN and makes every element NaN (0x7F, 0xFF where the nibble's sign
-/// bit is set), as a NaN shared exponent does to its whole block in the OCP MX reference code.
+/// The NaN of an element whose block scale is NaN (e8m0 0xFF), without its sign: the canonical NaN
+/// of fp16, bf16 and e4m3; for fp32 the bf16 one widened, 0x7FFF0000 (dq4's fp32 results of e2m1 are
+/// bf16 results widened).
+[[nodiscard]] DQ4_HD constexpr std::uint32_t block_nan(format f) noexcept {
+  return f == format::fp32 ? canonical_nan(format::bf16) << 16 : canonical_nan(f);
+}
+
+/// Element j = e2m1 value * 2^(s.bits - 127) rounded once to F (fp16, bf16, fp32: to nearest even
+/// with subnormals, overflowing to infinity; e4m3: saturating at +-448, see round_to). s.bits = 0xFF is
+/// NaN and makes every element NaN (block_nan(F) with the nibble's sign), as a NaN shared exponent does
+/// to its whole block in the OCP MX reference code.
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, e8m0 s) noexcept {
   static_assert(detail::valid_path<F, E, O>::value && detail::valid_block_scale<F, E>::value);
@@ -622,12 +720,34 @@ template <format F, encoding E, order O>
   for (int j = 0; j < 8; ++j) {
     const unsigned n = nibble(word, fragment_nibble(F, O, j));
     if (s.bits == 0xFFu) {
-      bits[j] = canonical_nan(F) | ((n & 8u) << 4);
+      bits[j] = block_nan(F) | ((n & 8u) != 0 ? 1u << (value_bits(F) - 1) : 0u);
     } else {
       exact_number x = number_of_nibble<E>(n);
       x.exponent += static_cast<int>(s.bits) - 127;
       bits[j] = round_to(F, x);
     }
+  }
+  return assemble<F>(bits);
+}
+
+/// Element j = entry n of the codebook, n the nibble source_nibble(O, j): the table's bits exactly.
+template <format F, order O>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, const codebook<F>& book) noexcept {
+  static_assert(detail::is_valid(O), "dq4: the order argument names no dq4::order enumerator");
+  std::uint32_t bits[8] = {};
+  for (int j = 0; j < 8; ++j) bits[j] = book.entry(nibble(word, source_nibble(O, j)));
+  return assemble<F>(bits);
+}
+
+/// Element j = codebook entry times scales element j, rounded once to F.
+template <format F, order O>
+[[nodiscard]] DQ4_HD constexpr fragment<F, 8> dequantize(std::uint32_t word, const codebook<F>& book,
+                                                         const fragment<F, 8>& scales) noexcept {
+  static_assert(detail::is_valid(O), "dq4: the order argument names no dq4::order enumerator");
+  std::uint32_t bits[8] = {};
+  for (int j = 0; j < 8; ++j) {
+    const std::uint32_t entry = book.entry(nibble(word, source_nibble(O, j)));
+    bits[j] = round_to(F, product(number_of(F, entry), number_of(F, scales.bits(j))));
   }
   return assemble<F>(bits);
 }
@@ -969,21 +1089,34 @@ template <format F, order O, class Arithmetic>
   return out;
 }
 
-/// e2m1 via tables. The magnitude of a nibble (exponent and mantissa bits, 0..7) indexes an 8-byte
-/// table held in two registers; the sign is bit 3. Step 1 builds, per half of the outputs, four bytes
-/// sign | high byte of the magnitude (and four low bytes for bf16); step 2 moves them into place.
-///   fp16 high bytes of 0, 0.5, 1, 1.5, 2, 3, 4, 6: 00 38 3C 3E 40 42 44 46 (low bytes all 00)
-///   bf16 high bytes:                            00 3F 3F 3F 40 40 40 40
-///   bf16 low bytes:                             00 00 80 C0 00 40 80 C0
-struct e2m1_tables {
-  std::uint32_t high0, high1, low0, low1;
+/// An 8-entry byte table in two registers (entries 0..3 in lo, 4..7 in hi), indexed by PRMT.
+struct byte_table {
+  std::uint32_t lo, hi;
 };
 
-template <format F>
-[[nodiscard]] DQ4_HD constexpr e2m1_tables e2m1_table() noexcept {
-  static_assert(F != format::fp32, "e2m1 dequantizes to fp16 or bf16");
-  return F == format::fp16 ? e2m1_tables{0x3E3C3800u, 0x46444240u, 0, 0}
-                           : e2m1_tables{0x3F3F3F00u, 0x40404040u, 0xC0800000u, 0xC0804000u};
+/// Table look-ups, for e2m1 and for 16-entry codebooks. A nibble's bits 0..2 index 8-entry byte
+/// tables held in two registers, one table per byte ("plane") of the output values; bit 3 is e2m1's
+/// sign, or a codebook's choice between its entries 0..7 and 8..15. Step 1 looks up, per half
+/// ("group") of the outputs, four bytes of each plane; step 2 moves them into place. The e2m1
+/// magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6 unscaled:
+///   fp16 high bytes: 00 38 3C 3E 40 42 44 46 (low bytes all 00)
+///   bf16 high bytes: 00 3F 3F 3F 40 40 40 40, low bytes 00 00 80 C0 00 40 80 C0
+/// An fp32 result is a bf16 widened (see widened_to_fp32) wherever every value has at most eight
+/// significant bits, as every e2m1 value times a power of two does.
+struct plane_tables {
+  byte_table low, high;  ///< the low and the high byte of each 16-bit entry
+};
+
+/// The planes of sixteen-bit patterns entries[0..7].
+[[nodiscard]] DQ4_HD constexpr plane_tables planes_of(const std::uint32_t (&entries)[8]) noexcept {
+  plane_tables t{};
+  for (int i = 0; i < 8; ++i) {
+    std::uint32_t& low = i < 4 ? t.low.lo : t.low.hi;
+    std::uint32_t& high = i < 4 ? t.high.lo : t.high.hi;
+    low |= (entries[i] & 0xFFu) << (8 * (i % 4));
+    high |= ((entries[i] >> 8) & 0xFFu) << (8 * (i % 4));
+  }
+  return t;
 }
 
 /// Which nibbles make up each half ("group") of the step-1 bytes, and the selectors that read them.
@@ -997,9 +1130,9 @@ template <order O>
   return O == order::sequential ? 4 * g + i : 2 * g + (i & 1) + 4 * (i >> 1);
 }
 
-/// PRMT selector (sign-replicate mode) whose byte i is the sign of nibble group_nibble(g, i):
-/// sign of nibble 2b is the top bit of byte b of (word << 4) (operand a, bytes 0..3),
-/// sign of nibble 2b + 1 is the top bit of byte b of word (operand b, bytes 4..7).
+/// PRMT selector (sign-replicate mode) whose byte i is bit 3 of nibble group_nibble(g, i):
+/// bit 3 of nibble 2b is the top bit of byte b of (word << 4) (operand a, bytes 0..3),
+/// bit 3 of nibble 2b + 1 is the top bit of byte b of word (operand b, bytes 4..7).
 template <order O>
 [[nodiscard]] DQ4_HD constexpr std::uint32_t sign_selector(int g) noexcept {
   std::uint32_t s = 0;
@@ -1010,17 +1143,106 @@ template <order O>
   return s;
 }
 
-/// Selector of register r's bytes from its group: fp16 takes {zero, sign|high} per value (zero from
-/// the operand 0), bf16 {low, sign|high} (low bytes in operand a, high in b).
-template <format F, order O>
+/// The selectors of one word's look-ups, per group g: index[g] holds bits 0..2 of nibble
+/// group_nibble(g, i) at bits 4i..4i+2 (the PRMT selector of byte i), top[g] is 0xFF in byte i
+/// where that nibble's bit 3 is set, else 0.
+struct lookup_selectors {
+  std::uint32_t index[2], top[2];
+};
+
+template <order O>
+[[nodiscard]] DQ4_HD lookup_selectors selectors_of(std::uint32_t word) noexcept {
+  const std::uint32_t low_bits = word & 0x77777777u;
+  const std::uint32_t shifted = word << 4;  // bit 3 of the even nibbles as byte top bits
+  lookup_selectors s{};
+  unrolled<2>([&](auto g) {
+    constexpr int G = decltype(g)::value;
+    // sequential: nibbles 4g..4g+3 = the masked word >> 16g; interleaved: its bytes {0,2} / {1,3}.
+    s.index[G] = O == order::sequential ? low_bits >> (16 * G) : prmt(low_bits, 0u, G == 0 ? 0x20u : 0x31u);
+    s.top[G] = prmt(shifted, word, sign_selector<O>(G));
+  });
+  return s;
+}
+
+/// Selector of register r's two 16-bit values from its group's bytes: {low, high} per value, the low
+/// plane's bytes in operand a and the high plane's in b; where the low plane is known to be zero,
+/// {zero, high}, the high plane in operand a and the zero byte from operand b = 0.
+template <order O, bool ZeroLow>
 [[nodiscard]] DQ4_HD constexpr std::uint32_t placement_selector(int r) noexcept {
   const unsigned first = O == order::sequential ? 2u * (r % 2) : static_cast<unsigned>(r % 2);
   const unsigned second = O == order::sequential ? first + 1 : first + 2;
-  if constexpr (F == format::fp16) {
-    return 4u | (first << 4) | (4u << 8) | (second << 12);  // operand a = group bytes, b = 0
+  if constexpr (ZeroLow) {
+    return 4u | (first << 4) | (4u << 8) | (second << 12);
   } else {
     return first | ((4u + first) << 4) | (second << 8) | ((4u + second) << 12);
   }
+}
+
+/// Step 2: the four 16-bit registers of eight values from the group bytes of their two planes.
+template <format F, order O, bool ZeroLow>
+[[nodiscard]] DQ4_HD fragment<F, 8> placed(const std::uint32_t (&low)[2], const std::uint32_t (&high)[2]) noexcept {
+  static_assert(value_bits(F) == 16);
+  fragment<F, 8> out{};
+  unrolled<4>([&](auto r) {
+    constexpr int R = decltype(r)::value;
+    constexpr std::uint32_t placement = placement_selector<O, ZeroLow>(R);
+    out.regs[R] = ZeroLow ? prmt(high[R / 2], 0u, placement) : prmt(low[R / 2], high[R / 2], placement);
+  });
+  return out;
+}
+
+/// Eight 16-bit values of a sign-magnitude encoding (e2m1) by look-up: the tables hold the bit patterns
+/// of magnitudes 0..7 (sign bit 0), and the nibble's bit 3 sets the sign (one LOP3 per group). ZeroLow:
+/// the low plane is zero for every entry (unscaled fp16), so it is not looked up.
+template <format F, order O, bool ZeroLow>
+[[nodiscard]] DQ4_HD fragment<F, 8> sign_magnitude_lookup(std::uint32_t word, const plane_tables& t) noexcept {
+  const lookup_selectors s = selectors_of<O>(word);
+  std::uint32_t low[2] = {}, high[2] = {};
+  unrolled<2>([&](auto g) {
+    constexpr int G = decltype(g)::value;
+    high[G] = (s.top[G] & 0x80808080u) | prmt(t.high.lo, t.high.hi, s.index[G]);
+    if constexpr (!ZeroLow) low[G] = prmt(t.low.lo, t.low.hi, s.index[G]);
+  });
+  return placed<F, O, ZeroLow>(low, high);
+}
+
+/// Eight 16-bit values of a 16-entry table by look-up: each plane is two 8-entry tables (entries 0..7
+/// in registers 0, 1; 8..15 in 2, 3), and a LOP3 per plane and group picks the second where the
+/// nibble's bit 3 is set.
+template <format F, order O>
+[[nodiscard]] DQ4_HD fragment<F, 8> sixteen_entry_lookup(std::uint32_t word, const std::uint32_t (&low)[4],
+                                                        const std::uint32_t (&high)[4]) noexcept {
+  const lookup_selectors s = selectors_of<O>(word);
+  std::uint32_t l[2] = {}, h[2] = {};
+  unrolled<2>([&](auto g) {
+    constexpr int G = decltype(g)::value;
+    // (0xF0 & 0xAA) | (0xCC & ~0xAA) = 0xE4: the second table's byte where the top byte is set
+    l[G] = lop3<0xE4u>(prmt(low[2], low[3], s.index[G]), prmt(low[0], low[1], s.index[G]), s.top[G]);
+    h[G] = lop3<0xE4u>(prmt(high[2], high[3], s.index[G]), prmt(high[0], high[1], s.index[G]), s.top[G]);
+  });
+  return placed<F, O, false>(l, h);
+}
+
+/// fp32 registers from bf16 ones whose values have at most eight significant bits: a bf16 is the top
+/// half of the fp32 of the same value (one SHF or LOP3 per fp32 register).
+[[nodiscard]] DQ4_HD fragment<format::fp32, 8> widened_to_fp32(const fragment<format::bf16, 8>& b) noexcept {
+  fragment<format::fp32, 8> out{};
+  for (int r = 0; r < 4; ++r) {
+    out.regs[2 * r] = b.regs[r] << 16;
+    out.regs[2 * r + 1] = b.regs[r] & 0xFFFF0000u;
+  }
+  return out;
+}
+
+/// The table format of e2m1 to F: F's own, bf16 for fp32 (widened afterwards).
+[[nodiscard]] DQ4_HD constexpr format e2m1_table_format(format f) noexcept { return f == format::fp32 ? format::bf16 : f; }
+
+/// The planes of the e2m1 magnitudes 0..7 (nibbles 0..7) in 16-bit format F, unscaled.
+template <format F>
+[[nodiscard]] DQ4_HD constexpr plane_tables e2m1_planes() noexcept {
+  std::uint32_t entries[8] = {};
+  for (unsigned i = 0; i < 8; ++i) entries[i] = reference::round_to(F, reference::number_of_nibble<encoding::e2m1>(i));
+  return planes_of(entries);
 }
 
 /// Whether the hardware fp4 conversion is used: only when the user defines DQ4_FP4_HARDWARE_CONVERSION
@@ -1053,33 +1275,18 @@ template <format F, order O>
 }
 #undef DQ4_DETAIL_FP4_CONVERSION
 
+/// e2m1 to fp16, bf16 (tables of the exact values) or fp32 (bf16 widened), integer instructions only.
 template <format F, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> e2m1_dequantize(std::uint32_t word) noexcept {
-  if constexpr (F == format::fp16 && O == order::sequential && fp4_hardware_conversion()) {
+  if constexpr (F == format::fp32) {
+    return widened_to_fp32(e2m1_dequantize<format::bf16, O>(word));
+  } else if constexpr (F == format::fp16 && O == order::sequential && fp4_hardware_conversion()) {
     return e2m1_hardware_sequential(word);
+  } else {
+    constexpr plane_tables table = e2m1_planes<F>();
+    constexpr bool zero_low = table.low.lo == 0 && table.low.hi == 0;  // fp16: every value's low byte is 0
+    return sign_magnitude_lookup<F, O, zero_low>(word, table);
   }
-  constexpr e2m1_tables table = e2m1_table<F>();
-  const std::uint32_t magnitudes = word & 0x77777777u;  // exponent and mantissa bits of every nibble
-  const std::uint32_t shifted = word << 4;              // signs of the even nibbles as byte top bits
-  std::uint32_t high[2] = {}, low[2] = {};
-  unrolled<2>([&](auto g) {
-    constexpr int G = decltype(g)::value;
-    // Table selector: its 16 low bits hold the group's four magnitudes (nibble i indexes byte i).
-    // sequential: nibbles 4g..4g+3 = the masked word >> 16g; interleaved: its bytes {0,2} / {1,3}.
-    const std::uint32_t selector = O == order::sequential ? magnitudes >> (16 * G)
-                                                          : prmt(magnitudes, 0u, G == 0 ? 0x20u : 0x31u);
-    constexpr std::uint32_t sign_bytes = sign_selector<O>(G);
-    const std::uint32_t signs = prmt(shifted, word, sign_bytes);  // 0xFF or 0x00 per byte
-    high[G] = (signs & 0x80808080u) | prmt(table.high0, table.high1, selector);
-    if constexpr (F == format::bf16) low[G] = prmt(table.low0, table.low1, selector);
-  });
-  fragment<F, 8> out{};
-  unrolled<4>([&](auto r) {
-    constexpr int R = decltype(r)::value;
-    constexpr std::uint32_t placement = placement_selector<F, O>(R);
-    out.regs[R] = F == format::fp16 ? prmt(high[R / 2], 0u, placement) : prmt(low[R / 2], high[R / 2], placement);
-  });
-  return out;
 }
 
 /// e2m1 times a scale per element: the table values are exact, so the multiply is the one rounding.
@@ -1087,7 +1294,7 @@ template <format F, order O, class Arithmetic>
 [[nodiscard]] DQ4_HD fragment<F, 8> e2m1_dequantize(std::uint32_t word, const fragment<F, 8>& scales,
                                                     const Arithmetic& arithmetic) noexcept {
   fragment<F, 8> out = e2m1_dequantize<F, O>(word);
-  unrolled<4>([&](auto r) {
+  unrolled<fragment<F, 8>::registers>([&](auto r) {
     constexpr int R = decltype(r)::value;
     out.regs[R] = arithmetic.mul(out.regs[R], scales.regs[R]);
   });
@@ -1267,11 +1474,6 @@ template <format F, encoding E>
   return reg;
 }
 
-/// An 8-entry byte table in two registers (entries 0..3 in lo, 4..7 in hi), indexed by PRMT.
-struct byte_table {
-  std::uint32_t lo, hi;
-};
-
 /// fp8 from an integer encoding by table (nibble order: register g holds nibbles 4g..4g+3, so the
 /// selector of register g is a word shifted by 16g; PRMT reads its low 16 bits). The 16 entries are
 /// two 8-entry tables, entries 0..7 and 8..15.
@@ -1393,6 +1595,49 @@ template <order O, class Arithmetic>
     regs[i / 4] |= e4m3_of_power(m, p + k - 1) << (8 * (i % 4));
   }
   return byte_table{regs[0], regs[1]};
+}
+
+/// The e2m1 magnitudes times a block scale 2^k in 16-bit format F (fp16, bf16): entry i =
+/// round_F(twice_e2m1(i) * 2^(k-1)). Where every nonzero entry stays normal and finite (fp16: k in
+/// -13..13, so 0.5 * 2^k >= 2^-14 and 6 * 2^k <= 49152; bf16: k in -125..125) scaling adds k to the
+/// exponent field of entries 1..7, which leaves every 16-bit lane (fp16: every byte) in range, so no
+/// carry or borrow crosses lanes: fp16's low bytes stay 0 and its high bytes (4 per exponent step) take
+/// one IADD per table register; bf16's exponent field straddles its bytes, so its entries take the add
+/// in pairs (4 IADD) and are split into planes (4 PRMT). Elsewhere (subnormals, overflow to infinity)
+/// each entry is rounded by the reference; a NaN scale makes every entry NaN.
+template <format F>
+[[nodiscard]] DQ4_HD plane_tables scaled_e2m1_planes(e8m0 s) noexcept {
+  static_assert(F == format::fp16 || F == format::bf16);
+  std::uint32_t entries[8] = {};
+  if (s.bits == 0xFFu) {
+    for (std::uint32_t& e : entries) e = reference::block_nan(F);
+    return planes_of(entries);
+  }
+  const int k = static_cast<int>(s.bits) - 127;
+  constexpr int reach = F == format::fp16 ? 13 : 125;
+  if (k >= -reach && k <= reach) {
+    constexpr plane_tables unscaled = e2m1_planes<F>();
+    if constexpr (F == format::fp16) {
+      const auto step = static_cast<std::uint32_t>(4 * k);  // mod 2^32, like the e4m3 tables
+      return plane_tables{unscaled.low, byte_table{unscaled.high.lo + step * 0x01010100u, unscaled.high.hi + step * 0x01010101u}};
+    } else {
+      const auto step = static_cast<std::uint32_t>(k) << mantissa_bits(F);
+      std::uint32_t pairs[4] = {};
+      for (unsigned p = 0; p < 4; ++p) {
+        const std::uint32_t low = reference::round_to(F, reference::number_of_nibble<encoding::e2m1>(2 * p));
+        const std::uint32_t high = reference::round_to(F, reference::number_of_nibble<encoding::e2m1>(2 * p + 1));
+        pairs[p] = (low | high << 16) + step * (p == 0 ? 0x00010000u : 0x00010001u);  // entry 0 (zero) stays 0
+      }
+      return plane_tables{byte_table{prmt(pairs[0], pairs[1], 0x6420u), prmt(pairs[2], pairs[3], 0x6420u)},
+                          byte_table{prmt(pairs[0], pairs[1], 0x7531u), prmt(pairs[2], pairs[3], 0x7531u)}};
+    }
+  }
+  for (unsigned i = 0; i < 8; ++i) {
+    reference::exact_number x = reference::number_of_nibble<encoding::e2m1>(i);
+    x.exponent += k;
+    entries[i] = reference::round_to(F, x);
+  }
+  return planes_of(entries);
 }
 
 /// The nibble that encodes value v (already range-checked) under an integer encoding E.
@@ -1550,36 +1795,215 @@ template <format F, order O>
   return detail::dequantize_prepared<F, O>(word, zero);
 }
 
-/// The per-block registers of an e8m0 block scale for output format F (e4m3): the e2m1 magnitudes
-/// times the scale, each rounded once, as the table dequantize reads, and the scale itself (which the
-/// host's reference path reads). Made by prepare_block_scale once per block, outside the inner loop.
+namespace detail {
+/// Registers of a block_scale<F>: e4m3's one byte table, or the two planes of 16-bit entries (fp32
+/// reads bf16 tables and widens the results).
+[[nodiscard]] DQ4_HD constexpr int block_scale_registers(format f) noexcept { return value_bits(f) == 8 ? 2 : 4; }
+}  // namespace detail
+
+/// The per-block registers of an e8m0 block scale for output format F (fp16, bf16, fp32, e4m3): the
+/// eight e2m1 magnitudes times the scale, each rounded once, as the tables dequantize looks up (e4m3:
+/// one 8-byte table; the others: the low bytes' table, then the high bytes', of fp16 or bf16 entries,
+/// bf16 for fp32), and the scale itself (which the host's reference path reads). Made by
+/// prepare_block_scale once per block, outside the inner loop; the same bits on the host and the
+/// device, so it may be prepared on the host and copied.
 template <format F>
 struct block_scale {
-  std::uint32_t table[2];
+  std::uint32_t table[detail::block_scale_registers(F)];
   e8m0 scale;
 };
 
-/// The block_scale of an e8m0 scale s for e2m1 to F (e4m3): 2 instructions where every scaled
-/// value stays a normal e4m3 (s.bits in 122..133), about 60 elsewhere (rounding, saturation and
-/// NaN per table entry); integer instructions only, the same bits on the host and the device.
+/// The block_scale of an e8m0 scale s for e2m1 to F, integer instructions only. Where every scaled
+/// value stays normal (e4m3: s.bits in 122..133; fp16: 114..140; bf16 and fp32: 2..252) 2 (e4m3,
+/// fp16) or 8 (bf16, fp32) instructions; elsewhere (subnormals, saturation or overflow, NaN) each
+/// table entry is rounded on its own, about 60 instructions or more.
 template <format F>
 [[nodiscard]] DQ4_HD block_scale<F> prepare_block_scale(e8m0 s) noexcept {
   static_assert(detail::valid_block_scale<F, encoding::e2m1>::value);
-  const detail::byte_table t = detail::e4m3_scaled_magnitudes(s);
-  return block_scale<F>{{t.lo, t.hi}, s};
+  if constexpr (F == format::e4m3) {
+    const detail::byte_table t = detail::e4m3_scaled_magnitudes(s);
+    return block_scale<F>{{t.lo, t.hi}, s};
+  } else {
+    const detail::plane_tables t = detail::scaled_e2m1_planes<detail::e2m1_table_format(F)>(s);
+    return block_scale<F>{{t.low.lo, t.low.hi, t.high.lo, t.high.hi}, s};
+  }
 }
 
-/// Eight e2m1 values times the block scale, each rounded once to F (e4m3): bit-exact to
-/// reference::dequantize<F, E, O>(word, scale.scale). The same instructions as unscaled e2m1 to e4m3
-/// (the scale lives in the table). Saturates at +-448; a NaN scale (0xFF) gives NaN everywhere.
+/// Eight e2m1 values times the block scale (MXFP4), each rounded once to F: bit-exact to
+/// reference::dequantize<F, E, O>(word, scale.scale). Table look-ups only, no multiply (the scale
+/// lives in the tables): fp16 and bf16 the unscaled bf16 path's instructions, fp32 eight more (the
+/// bf16 results widened), e4m3 the unscaled e4m3 path's. fp16, bf16 and fp32 give subnormals and
+/// infinities where the product needs them; e4m3 saturates at +-448; a NaN scale (0xFF) gives NaN
+/// everywhere.
 template <format F, encoding E, order O>
 [[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const block_scale<F>& scale) noexcept {
   static_assert(detail::valid_path<F, E, O>::value && detail::valid_block_scale<F, E>::value);
 #if defined(__CUDA_ARCH__)
-  return detail::fp8_from_e2m1<F>(word, detail::byte_table{scale.table[0], scale.table[1]});
+  if constexpr (F == format::e4m3) {
+    return detail::fp8_from_e2m1<F>(word, detail::byte_table{scale.table[0], scale.table[1]});
+  } else {
+    constexpr format T = detail::e2m1_table_format(F);
+    const detail::plane_tables t{{scale.table[0], scale.table[1]}, {scale.table[2], scale.table[3]}};
+    const fragment<T, 8> values = detail::sign_magnitude_lookup<T, O, false>(word, t);
+    if constexpr (F == format::fp32) {
+      return detail::widened_to_fp32(values);
+    } else {
+      return values;
+    }
+  }
 #else   // !defined(__CUDA_ARCH__)
   return reference::dequantize<F, E, O>(word, scale.scale);
 #endif  // defined(__CUDA_ARCH__)
+}
+
+namespace detail {
+
+/// The bits of a float (memcpy: a bit_cast in C++17, on the host and the device).
+[[nodiscard]] DQ4_HD std::uint32_t float_bits(float f) noexcept {
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+/// Whether device code being compiled converts fp32 to F by one instruction (cvt.rn.f16.f32 always,
+/// cvt.rn.bf16.f32 from sm_80). Host code has none: it runs the reference.
+template <format F>
+[[nodiscard]] DQ4_HD constexpr bool has_conversion() noexcept {
+#if defined(__CUDA_ARCH__)
+  return F == format::fp32 || F == format::fp16 || (F == format::bf16 && __CUDA_ARCH__ >= 800);
+#else   // !defined(__CUDA_ARCH__)
+  return false;
+#endif  // defined(__CUDA_ARCH__)
+}
+
+#if defined(__CUDA_ARCH__)
+/// x rounded to nearest even in F (fp16, bf16, fp32): one cvt (no .ftz: subnormals are kept).
+template <format F>
+__device__ std::uint32_t rounded_from_fp32(std::uint32_t x) noexcept {
+  if constexpr (F == format::fp32) {
+    return x;
+  } else {
+    unsigned short out;
+    if constexpr (F == format::fp16) {
+      asm("cvt.rn.f16.f32 %0, %1;" : "=h"(out) : "r"(x));
+    } else {
+      asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(out) : "r"(x));
+    }
+    return out;
+  }
+}
+
+/// round_F(s * g) for an e4m3 s and an fp32 g on the device. The product has at most 4 + 24
+/// significant bits, so the fp64 multiply is exact; rounding it toward zero to fp32 and setting the
+/// lowest bit where that was inexact (round to odd) keeps every bit the final rounding needs, since
+/// fp32 has at least two more bits than fp16 or bf16 at every magnitude (also at their subnormals),
+/// so the one rounding to nearest that follows gives round_F of the exact product. An overflow
+/// truncates to FLT_MAX (odd, and above every fp16 / bf16 rounding boundary: infinity follows).
+template <format F>
+__device__ std::uint32_t nvfp4_scale_on_device(std::uint8_t s_bits, float g) noexcept {
+  if ((s_bits & 0x7Fu) == 0x7Fu) return reference::canonical_nan(F);  // e4m3 NaN
+  // The e4m3 fields in the low exponent and top mantissa bits of a double: the double's value is s's
+  // times 2^-1016 (subnormals included, as for e2m1 in fp16), so one exact multiply rescales it.
+  const auto high = static_cast<std::uint32_t>(s_bits & 0x80u) << 24 | static_cast<std::uint32_t>(s_bits & 0x7Fu) << 17;
+  double s, exact;
+  asm("mov.b64 %0, {%1, %2};" : "=d"(s) : "r"(0u), "r"(high));
+  asm("mul.rn.f64 %0, %1, 0d7F70000000000000;" : "=d"(s) : "d"(s));  // 2^1016
+  asm("{\n .reg .f64 g;\n cvt.f64.f32 g, %2;\n mul.rn.f64 %0, %1, g;\n}" : "=d"(exact) : "d"(s), "f"(g));
+  if constexpr (F == format::fp32) {
+    std::uint32_t out;
+    asm("cvt.rn.f32.f64 %0, %1;" : "=r"(out) : "d"(exact));
+    // A NaN g keeps its payload through the fp64 route; the reference's NaN is the canonical one.
+    return (out & 0x7FFFFFFFu) > 0x7F800000u ? reference::canonical_nan(F) : out;
+  } else {
+    std::uint32_t truncated;
+    double back;
+    asm("cvt.rz.f32.f64 %0, %1;" : "=r"(truncated) : "d"(exact));
+    asm("{\n .reg .f32 t;\n mov.b32 t, %1;\n cvt.f64.f32 %0, t;\n}" : "=d"(back) : "r"(truncated));
+    const bool finite = (truncated & 0x7F800000u) != 0x7F800000u;
+    const std::uint32_t odd = finite && back != exact ? truncated | 1u : truncated;
+    return rounded_from_fp32<F>(odd);
+  }
+}
+#endif  // defined(__CUDA_ARCH__)
+
+}  // namespace detail
+
+/// The per-block scale of NVFP4 for dequantize<F, e2m1, O>(word, scales): s_F = round_F(s * g), with s
+/// the block's e4m3 scale (bits; one per 16 e2m1 values) and g the tensor's fp32 scale (the
+/// multiplier: see checkpoint_fp4.hpp for how each exporter stores it), rounded once, as eight copies.
+/// The dequantized value is then round_F(q * s_F): two roundings, as serving kernels compute it
+/// (the README says how often that differs from round_F(q * s * g)). F: fp16, bf16, fp32. A NaN
+/// scale byte (0x7F, 0xFF) gives F's canonical NaN. Host code (and bf16 before sm_80) runs the
+/// reference's integer arithmetic; the device takes one fp64 multiply and a round-to-odd step.
+template <format F>
+[[nodiscard]] DQ4_HD fragment<F, 8> prepare_nvfp4_scale(std::uint8_t scale_bits, float global_scale) noexcept {
+  static_assert(F == format::fp16 || F == format::bf16 || F == format::fp32,
+                "dq4: NVFP4 block scales give fp16, bf16 or fp32 outputs");
+#if defined(__CUDA_ARCH__)
+  if constexpr (detail::has_conversion<F>()) return splat<F>(detail::nvfp4_scale_on_device<F>(scale_bits, global_scale));
+#endif  // defined(__CUDA_ARCH__)
+  return splat<F>(reference::nvfp4_scale(F, scale_bits, detail::float_bits(global_scale)));
+}
+
+/// The codebook of sixteen floats, each rounded once to F (to nearest even; integer instructions,
+/// the same bits everywhere). codebook_of<F>(nf4_values().value) is bitsandbytes' NF4 table in F.
+template <format F>
+[[nodiscard]] DQ4_HD codebook<F> codebook_of(const float (&values)[16]) noexcept {
+  std::uint32_t bits[16] = {};
+  for (int n = 0; n < 16; ++n) bits[n] = reference::round_to(F, reference::number_of(format::fp32, detail::float_bits(values[n])));
+  return make_codebook<F>(bits);
+}
+
+/// The codebook of one bitsandbytes block: entry n = round_F(round_fp32(table[n] * absmax)), the
+/// fp32 multiply and the conversion to the output dtype that bitsandbytes' dequantize_4bit performs
+/// (two roundings), so that dequantize(word, book) reproduces bitsandbytes' bits. Made once per block
+/// (16 FMUL and 16 conversions on the device; host code and bf16 before sm_80 run the reference).
+template <format F>
+[[nodiscard]] DQ4_HD codebook<F> bitsandbytes_codebook(const float (&table)[16], float absmax) noexcept {
+  std::uint32_t bits[16] = {};
+  for (int n = 0; n < 16; ++n) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (detail::has_conversion<F>()) {
+      std::uint32_t product;
+      asm("mul.rn.f32 %0, %1, %2;" : "=r"(product) : "f"(table[n]), "f"(absmax));
+      bits[n] = detail::rounded_from_fp32<F>(product);
+      continue;
+    }
+#endif  // defined(__CUDA_ARCH__)
+    bits[n] = reference::bitsandbytes_value(F, detail::float_bits(table[n]), detail::float_bits(absmax));
+  }
+  return make_codebook<F>(bits);
+}
+
+/// Eight values of a codebook, entry n for nibble n (element j from nibble source_nibble(O, j)): the
+/// table's bits exactly, bit-exact to reference::dequantize<F, O>(word, book). A register look-up
+/// (PRMT), no shared memory; host code runs the reference.
+template <format F, order O>
+[[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const codebook<F>& book) noexcept {
+  static_assert(detail::valid_codebook<F>::value && detail::is_valid(O), "dq4: the order argument names no dq4::order enumerator");
+#if defined(__CUDA_ARCH__)
+  return detail::sixteen_entry_lookup<F, O>(word, book.low, book.high);
+#else   // !defined(__CUDA_ARCH__)
+  return reference::dequantize<F, O>(word, book);
+#endif  // defined(__CUDA_ARCH__)
+}
+
+/// Eight codebook values times a scale per element (e.g. splat<F>(absmax) of the block), each rounded
+/// once: bit-exact to reference::dequantize<F, O>(word, book, scales). Where F has no device
+/// arithmetic (bf16 on sm_75) the reference runs.
+template <format F, order O>
+[[nodiscard]] DQ4_HD fragment<F, 8> dequantize(std::uint32_t word, const codebook<F>& book,
+                                               const fragment<F, 8>& scales) noexcept {
+  static_assert(detail::valid_codebook<F>::value && detail::is_valid(O), "dq4: the order argument names no dq4::order enumerator");
+#if defined(__CUDA_ARCH__)
+  if constexpr (detail::has_arithmetic<F>()) {
+    const detail::device_arithmetic<F> arithmetic{};
+    fragment<F, 8> out = detail::sixteen_entry_lookup<F, O>(word, book.low, book.high);
+    for (int r = 0; r < 4; ++r) out.regs[r] = arithmetic.mul(out.regs[r], scales.regs[r]);
+    return out;
+  }
+#endif  // defined(__CUDA_ARCH__)
+  return reference::dequantize<F, O>(word, book, scales);
 }
 
 /// 32 values from four packed words (the width of one 128-bit load): elements 8i..8i+7 come from
