@@ -30,13 +30,21 @@ BUDGETS = {
     ("int8", "u4"): (3, 5), ("int8", "signed"): (6, 7), ("int8", "difference"): (7, 9),
     ("e4m3", "u4"): (9, 9), ("e4m3", "signed"): (11, 11), ("e4m3", "e2m1"): (9, 9), ("e4m3", "difference"): (22, 22),
     ("e4m3", "e2m1_block_scaled"): (9, 9), ("e5m2", "e2m1"): (9, 9),
+    # e2m1 to fp32 (the bf16 look-up widened) and MXFP4 (e8m0 block scales in the tables: no multiply).
+    ("fp32", "e2m1"): (24, 23), ("fp32", "e2m1_scaled"): (32, 31),
+    ("fp16", "e2m1_block_scaled"): (16, 15), ("bf16", "e2m1_block_scaled"): (16, 15),
+    ("fp32", "e2m1_block_scaled"): (24, 23),
+    # 16-entry codebooks (NF4): two table halves per byte plane; scaled: one multiply per register.
+    ("fp16", "codebook"): (22, 21), ("bf16", "codebook"): (22, 21),
+    ("fp16", "codebook_scaled"): (26, 25), ("bf16", "codebook_scaled"): (26, 25),
 }
 EIGHT_BIT = {"int8", "e4m3", "e5m2"}
-# sm_75 has no bf16 arithmetic: unscaled bf16 runs the fp32 path plus one PRMT per register, e2m1
-# (integer instructions only) the same path as elsewhere, q - z bf16 adds through fp32 (each lane
+# sm_75 has no bf16 arithmetic: unscaled bf16 runs the fp32 path plus one PRMT per register, e2m1,
+# MXFP4 and codebooks (integer instructions only) the same paths as elsewhere, q - z bf16 adds through fp32 (each lane
 # widened, one FADD per lane, one PRMT per register), and bf16 with scales the reference (reported, no
 # budget).
-SM75_BF16 = {"int": (21, 21), "e2m1": BUDGETS[("bf16", "e2m1")], "difference": (27, 29)}
+SM75_BF16 = {"int": (21, 21), "e2m1": BUDGETS[("bf16", "e2m1")], "difference": (27, 29),
+             "e2m1_block_scaled": BUDGETS[("bf16", "e2m1_block_scaled")], "codebook": BUDGETS[("bf16", "codebook")]}
 ZERO_POINTS = {"awq", "gptq_v1", "gptq_v1_wrap", "gptq_v1_no_wrap", "gptq_v2"}
 
 
@@ -49,7 +57,7 @@ def budget(arch, path):
         kind = "zero_point"
     elif rest.endswith("_difference") and rest[: -len("_difference")] in ZERO_POINTS:
         kind = "difference"
-    elif rest.startswith("e2m1"):
+    elif rest.startswith("e2m1") or rest.startswith("codebook"):
         kind = rest
     elif fmt in EIGHT_BIT:
         kind = "u4" if rest == "u4" else "signed"
@@ -67,6 +75,9 @@ EXTRA_WORDS = {"w32": 1, "w128": 4}
 NOT_COUNTED = {"LDG", "STG", "LDC", "ULDC", "LD", "ST", "LDS", "STS", "LDL", "STL", "S2R", "S2UR",
                "CS2R", "EXIT", "BRA", "NOP", "RET", "BAR"}
 CONVERSIONS = re.compile(r"^(I2F|F2F|F2I|I2I|I2FP|F2FP|FRND)")
+# Preparations whose conversions are their point: NVFP4's s_F = round(s * g) and bitsandbytes' table
+# times absmax rounded to fp32, then to the output format.
+CONVERTING_PREPARATIONS = {"nvfp4_prepare", "bitsandbytes_prepare"}
 
 ARCH = re.compile(r"arch = (sm_\d+[a-z]?)")
 FUNCTION = re.compile(r"Function : (\S+)")
@@ -117,40 +128,50 @@ def by_architecture(kernels):
     return sorted(kernels.items(), key=lambda kv: int(re.sub(r"\D", "", kv[0])))
 
 
-def check(kernels, expected_archs):
-    """Returns (rows, errors): rows are (arch, path, cost per 8 values, budget, const moves, opcode mix)."""
-    rows, errors = [], []
+def marginal_costs(kernels, expected_archs):
+    """(costs, errors): a cost is (arch, probe, order, form, sizes, extra, words) for every complete probe
+    pair, `extra` the opcodes the n2 probe has beyond the n1 probe (counted ones only) and `words` how many
+    more words it converts; the errors name missing architectures, probe kernels and pairs."""
+    costs, errors = [], []
     for arch in expected_archs:
         if arch not in kernels:
             errors.append(f"{arch}: no SASS for this architecture in the object")
     for arch, functions in by_architecture(kernels):
         pairs = probe_pairs(functions)
-        for (name, _, _), sizes in sorted(pairs.items()):
-            for opcodes in sizes.values():
-                bad = sorted({op for op in opcodes if CONVERSIONS.match(op)})
-                if bad:
-                    errors.append(f"{arch} {name}: conversion instructions {', '.join(bad)}")
         if not pairs:
             errors.append(f"{arch}: no probe kernels found")
-        for (name, order, form), sizes in sorted(pairs.items()):
-            path = f"{name} {order} {form}"
+        for (probe, order, form), sizes in sorted(pairs.items()):
             if set(sizes) != {"n1", "n2"}:
-                errors.append(f"{arch} {path}: probe kernel missing")
+                errors.append(f"{arch} {probe} {order} {form}: probe kernel missing")
                 continue
             n1, n2 = counted(sizes["n1"]), counted(sizes["n2"])
             extra = {op: n2[op] - n1[op] for op in sorted(set(n1) | set(n2)) if n2[op] != n1[op]}
-            cost = sum(extra.values()) / EXTRA_WORDS[form]
-            try:
-                limits = budget(arch, name)
-            except KeyError as e:
-                errors.append(f"{arch} {path}: {e.args[0]}")
-                continue
-            budget_for_order = None if limits is None else limits[0 if order == "interleaved" else 1]
-            mix = " ".join(f"{op}:{n / EXTRA_WORDS[form]:g}" for op, n in extra.items())
-            constants = sizes["n2"].count("CONST")
-            rows.append((arch, path, cost, budget_for_order, constants, mix))
-            if budget_for_order is not None and cost > budget_for_order:
-                errors.append(f"{arch} {path}: {cost:g} instructions per 8 values, budget {budget_for_order} ({mix})")
+            costs.append((arch, probe, order, form, sizes, extra, EXTRA_WORDS[form]))
+    return costs, errors
+
+
+def check(kernels, expected_archs):
+    """Returns (rows, errors): rows are (arch, path, cost per 8 values, budget, const moves, opcode mix)."""
+    rows = []
+    costs, errors = marginal_costs(kernels, expected_archs)
+    for arch, name, order, form, sizes, extra, words in costs:
+        path = f"{name} {order} {form}"
+        if name.split("_", 1)[1] not in CONVERTING_PREPARATIONS:
+            bad = sorted({op for opcodes in sizes.values() for op in opcodes if CONVERSIONS.match(op)})
+            if bad:
+                errors.append(f"{arch} {name}: conversion instructions {', '.join(bad)}")
+        cost = sum(extra.values()) / words
+        try:
+            limits = budget(arch, name)
+        except KeyError as e:
+            errors.append(f"{arch} {path}: {e.args[0]}")
+            continue
+        budget_for_order = None if limits is None else limits[0 if order == "interleaved" else 1]
+        mix = " ".join(f"{op}:{n / words:g}" for op, n in extra.items())
+        constants = sizes["n2"].count("CONST")
+        rows.append((arch, path, cost, budget_for_order, constants, mix))
+        if budget_for_order is not None and cost > budget_for_order:
+            errors.append(f"{arch} {path}: {cost:g} instructions per 8 values, budget {budget_for_order} ({mix})")
     return rows, errors
 
 

@@ -30,16 +30,23 @@ struct result_registers {
 };
 
 // How a probe converts one word: Kind 0 = unscaled, 1 = scaled (symmetric), 2 = zero point, 3 = q - z
-// unscaled, 4 = e8m0 block scale (the scale byte from the zeros field).
+// unscaled, 4 = e8m0 block scale, 5 = codebook, 6 = codebook times scales.
 template <format F, dq4::encoding E, dq4::zeros Z, dq4::order O, int Kind>
-__device__ dq4::fragment<F, 8> convert(std::uint32_t word, const probe_input<F, 1>& group,
-                                       const dq4::zero_point<F, O>& zero, const dq4::block_scale<F>& block) {
+__device__ dq4::fragment<F, 8> convert(std::uint32_t word, const probe_input<F, 1>& group, const dq4::zero_point<F, O>& zero,
+                                       const dq4::block_scale<F>& block, const void* book) {
   if constexpr (Kind == 0) return dq4::dequantize<F, E, O>(word);
   if constexpr (Kind == 1) return dq4::dequantize<F, E, O>(word, group.scales);
   if constexpr (Kind == 2) return dq4::dequantize<F, O>(word, zero, group.scales);
   if constexpr (Kind == 3) return dq4::dequantize<F, O>(word, zero);
   if constexpr (Kind == 4) return dq4::dequantize<F, E, O>(word, block);
+  if constexpr (Kind == 5) return dq4::dequantize<F, O>(word, *static_cast<const dq4::codebook<F>*>(book));
+  if constexpr (Kind == 6) return dq4::dequantize<F, O>(word, *static_cast<const dq4::codebook<F>*>(book), group.scales);
 }
+
+// The registers of a probe's codebook (Kinds 5 and 6), from the prepared registers.
+struct probe_codebook {
+  std::uint32_t regs[8];
+};
 
 template <format F, dq4::encoding E, dq4::zeros Z, dq4::order O, int Kind, int Words>
 __device__ void convert_words(const void* in, void* out) {
@@ -54,10 +61,12 @@ __device__ void convert_words(const void* in, void* out) {
   std::memcpy(&zero, p.prepared, sizeof zero);
   dq4::block_scale<F> block{};
   std::memcpy(&block.table, p.prepared, sizeof block.table);
+  probe_codebook book{};
+  std::memcpy(&book.regs, p.prepared, sizeof book.regs);
   result_registers<per_word * Words> results;
 #pragma unroll
   for (int i = 0; i < Words; ++i) {
-    const dq4::fragment<F, 8> r = convert<F, E, Z, O, Kind>(p.w[i], group, zero, block);
+    const dq4::fragment<F, 8> r = convert<F, E, Z, O, Kind>(p.w[i], group, zero, block, &book);
 #pragma unroll
     for (int k = 0; k < per_word; ++k) results.r[per_word * i + k] = r.regs[k];
   }
@@ -83,17 +92,36 @@ __device__ void convert_vectors(const void* in, void* out) {
 
 }  // namespace
 
-// The per-group preparation of `Words` zeros words (Block: of `Words` e8m0 scale bytes), each stored.
-template <format F, dq4::zeros Z, dq4::order O, bool Block, int Words>
+// What a preparation probe prepares per group: the zero points of a zeros word, the block_scale of an
+// e8m0 byte, the NVFP4 scale of an e4m3 byte (the tensor scale from the zeros field), or the
+// bitsandbytes NF4 codebook of an absmax (the float bits of the word).
+enum class preparation { zeros, block_scale, nvfp4_scale, bitsandbytes };
+
+template <format F, preparation P>
+__host__ __device__ constexpr int prepared_registers() {
+  if constexpr (P == preparation::block_scale) return dq4::detail::block_scale_registers(F);
+  if constexpr (P == preparation::nvfp4_scale) return 1;  // eight copies of one value
+  if constexpr (P == preparation::bitsandbytes) return 8;
+  return dq4::detail::zero_point_registers(F);
+}
+
+// The per-group preparation of `Words` groups, each stored.
+template <format F, dq4::zeros Z, dq4::order O, preparation P, int Words>
 __device__ void prepare_groups(const void* in, void* out) {
   const probe_input<F, Words> p = static_cast<const probe_input<F, Words>*>(in)[threadIdx.x];
-  constexpr int per_group = Block ? 2 : dq4::detail::zero_point_registers(F);
+  constexpr int per_group = prepared_registers<F, P>();
   result_registers<per_group * Words> results;
 #pragma unroll
   for (int i = 0; i < Words; ++i) {
-    if constexpr (Block) {
+    if constexpr (P == preparation::block_scale) {
       const auto b = dq4::prepare_block_scale<F>(dq4::e8m0{static_cast<std::uint8_t>(p.w[i])});
-      for (int k = 0; k < 2; ++k) results.r[2 * i + k] = b.table[k];
+      for (int k = 0; k < per_group; ++k) results.r[per_group * i + k] = b.table[k];
+    } else if constexpr (P == preparation::nvfp4_scale) {
+      results.r[i] = dq4::prepare_nvfp4_scale<F>(static_cast<std::uint8_t>(p.w[i]), __uint_as_float(p.zeros)).regs[0];
+    } else if constexpr (P == preparation::bitsandbytes) {
+      const auto book = dq4::bitsandbytes_codebook<F>(dq4::nf4_values().value, __uint_as_float(p.w[i]));
+      for (int k = 0; k < 4; ++k) results.r[8 * i + k] = book.low[k];
+      for (int k = 0; k < 4; ++k) results.r[8 * i + 4 + k] = book.high[k];
     } else {
       const auto z = dq4::prepare_zeros<F, Z, O>(p.w[i]);
       for (int k = 0; k < per_group; ++k) results.r[per_group * i + k] = z.regs[k];
@@ -135,14 +163,20 @@ __device__ void prepare_groups(const void* in, void* out) {
                  (convert_words<format::fmt, dq4::encoding::e2m1, dq4::zeros::awq, dq4::order::ord, 4, 1>(in, out)), \
                  (convert_words<format::fmt, dq4::encoding::e2m1, dq4::zeros::awq, dq4::order::ord, 4, 2>(in, out)))
 
-#define DQ4_PREPARE(fmt, zp, ord)                                                                                \
-  DQ4_PROBE_PAIR(fmt##_##zp##_prepare, ord, w32, (prepare_groups<format::fmt, dq4::zeros::zp, dq4::order::ord, false, 1>(in, out)), \
-                 (prepare_groups<format::fmt, dq4::zeros::zp, dq4::order::ord, false, 2>(in, out)))
+#define DQ4_CODEBOOK(fmt, ord)                                                                                  \
+  DQ4_PROBE_PAIR(fmt##_codebook, ord, w32,                                                                      \
+                 (convert_words<format::fmt, dq4::encoding::u4, dq4::zeros::awq, dq4::order::ord, 5, 1>(in, out)), \
+                 (convert_words<format::fmt, dq4::encoding::u4, dq4::zeros::awq, dq4::order::ord, 5, 2>(in, out))) \
+  DQ4_PROBE_PAIR(fmt##_codebook_scaled, ord, w32,                                                               \
+                 (convert_words<format::fmt, dq4::encoding::u4, dq4::zeros::awq, dq4::order::ord, 6, 1>(in, out)), \
+                 (convert_words<format::fmt, dq4::encoding::u4, dq4::zeros::awq, dq4::order::ord, 6, 2>(in, out)))
 
-#define DQ4_BLOCK_PREPARE(fmt)                                                                               \
-  DQ4_PROBE_PAIR(fmt##_e2m1_block_prepare, sequential, w32,                                                 \
-                 (prepare_groups<format::fmt, dq4::zeros::awq, dq4::order::sequential, true, 1>(in, out)), \
-                 (prepare_groups<format::fmt, dq4::zeros::awq, dq4::order::sequential, true, 2>(in, out)))
+#define DQ4_PREPARE_KIND(fmt, name, zp, ord, kind)                                                           \
+  DQ4_PROBE_PAIR(fmt##_##name##_prepare, ord, w32,                                                           \
+                 (prepare_groups<format::fmt, dq4::zeros::zp, dq4::order::ord, preparation::kind, 1>(in, out)), \
+                 (prepare_groups<format::fmt, dq4::zeros::zp, dq4::order::ord, preparation::kind, 2>(in, out)))
+#define DQ4_PREPARE(fmt, zp, ord) DQ4_PREPARE_KIND(fmt, zp, zp, ord, zeros)
+#define DQ4_BLOCK_PREPARE(fmt) DQ4_PREPARE_KIND(fmt, e2m1_block, awq, sequential, block_scale)
 
 #define DQ4_INTEGER_PATHS(fmt, ord) \
   DQ4_UNSCALED(fmt, u4, ord)        \
@@ -175,6 +209,19 @@ DQ4_E2M1_PATHS(fp16, interleaved)
 DQ4_E2M1_PATHS(fp16, sequential)
 DQ4_E2M1_PATHS(bf16, interleaved)
 DQ4_E2M1_PATHS(bf16, sequential)
+DQ4_E2M1_PATHS(fp32, interleaved)
+DQ4_E2M1_PATHS(fp32, sequential)
+// MXFP4 (e8m0 block scales) and codebooks.
+DQ4_BLOCK_SCALED(fp16, interleaved)
+DQ4_BLOCK_SCALED(fp16, sequential)
+DQ4_BLOCK_SCALED(bf16, interleaved)
+DQ4_BLOCK_SCALED(bf16, sequential)
+DQ4_BLOCK_SCALED(fp32, interleaved)
+DQ4_BLOCK_SCALED(fp32, sequential)
+DQ4_CODEBOOK(fp16, interleaved)
+DQ4_CODEBOOK(fp16, sequential)
+DQ4_CODEBOOK(bf16, interleaved)
+DQ4_CODEBOOK(bf16, sequential)
 // The 8-bit outputs, and q - z unscaled in GPTQ's word-add reading.
 #define DQ4_EIGHT_BIT_INTEGERS(fmt, ord) \
   DQ4_UNSCALED(fmt, u4, ord)             \
@@ -214,3 +261,12 @@ DQ4_PREPARATIONS(e4m3, sequential)
 DQ4_PREPARE(fp16, gptq_v1, sequential)
 DQ4_PREPARE(int8, gptq_v1, sequential)
 DQ4_BLOCK_PREPARE(e4m3)
+DQ4_BLOCK_PREPARE(fp16)
+DQ4_BLOCK_PREPARE(bf16)
+DQ4_BLOCK_PREPARE(fp32)
+// The conversions of these preparations are their point (the conversion check skips them).
+DQ4_PREPARE_KIND(fp16, nvfp4, awq, sequential, nvfp4_scale)
+DQ4_PREPARE_KIND(bf16, nvfp4, awq, sequential, nvfp4_scale)
+DQ4_PREPARE_KIND(fp32, nvfp4, awq, sequential, nvfp4_scale)
+DQ4_PREPARE_KIND(fp16, bitsandbytes, awq, sequential, bitsandbytes)
+DQ4_PREPARE_KIND(bf16, bitsandbytes, awq, sequential, bitsandbytes)
