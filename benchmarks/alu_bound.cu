@@ -7,13 +7,15 @@
 // e4m3, e5m2) have no arithmetic outside the tensor cores on sm_90, so their registers go to integer
 // accumulators instead (see accumulator below). Every dq4 path (fp16, bf16, fp32; u4, u4b8, s4, e2m1;
 // unscaled, with scales, with zero points, q - z unscaled; int8, e4m3 and e5m2 from the encodings they
-// take, q - z, e2m1 to e4m3 with an e8m0 block scale) runs side by side with a naive per-nibble
-// conversion (shift, mask, sign extension or integer or float conversion; fp8 through cuda_fp8.h's
-// per-value __nv_cvt_float_to_fp8) and, when CUTLASS's headers were found at configure time,
-// CUTLASS's NumericArrayConverter where it has the same conversion. Every converter is held to dq4's
-// reference on all 2^32 words (the mismatches column; any mismatch fails the run). Results: values per
-// clock per SM (from clock64 in each block) and time (CUDA events, median of repeated runs after a
-// warm-up).
+// take, q - z; e2m1 with an e8m0 block scale (MXFP4) to e4m3, fp16, bf16 and fp32; NF4 codebooks)
+// runs side by side with a naive per-nibble conversion (shift, mask, sign extension or integer or
+// float conversion; fp8 through cuda_fp8.h's per-value __nv_cvt_float_to_fp8) and, when CUTLASS's
+// headers were found at configure time, CUTLASS's NumericArrayConverter where it has the same
+// conversion; MXFP4 to bf16 also with Marlin's bit moves and two multiplies, and the codebooks with a
+// shared-memory table read per value (as bitsandbytes and FLUTE read theirs). Every converter is held
+// to dq4's reference on all 2^32 words (the mismatches column; any mismatch fails the run). Results:
+// values per clock per SM (from clock64 in each block) and time (CUDA events, median of repeated runs
+// after a warm-up).
 //
 //   alu_bound [results.csv]
 #include <dq4/dq4.cuh>
@@ -35,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "marlin_sequence.hpp"
 #include "support/cuda_support.cuh"
 
 namespace {
@@ -101,20 +104,40 @@ struct dq4_difference_converter {
 // gives then lives in registers, not in instruction immediates.
 __device__ std::uint8_t block_scale_bits = 125;
 
-template <dq4::order O>
+template <format F, dq4::order O>
 struct dq4_block_scaled_converter {
-  static constexpr format value_format = format::e4m3;
-  dq4::block_scale<format::e4m3> scale;
-  static __device__ dq4_block_scaled_converter make() {
-    return {dq4::prepare_block_scale<format::e4m3>(dq4::e8m0{block_scale_bits})};
-  }
-  __device__ dq4::fragment<format::e4m3, 8> operator()(std::uint32_t w) const {
-    return dq4::dequantize<format::e4m3, dq4::encoding::e2m1, O>(w, scale);
-  }
-  __device__ dq4::fragment<format::e4m3, 8> expected(std::uint32_t w) const {
-    return dq4::reference::dequantize<format::e4m3, dq4::encoding::e2m1, O>(w, scale.scale);
+  static constexpr format value_format = F;
+  dq4::block_scale<F> scale;
+  static __device__ dq4_block_scaled_converter make() { return {dq4::prepare_block_scale<F>(dq4::e8m0{block_scale_bits})}; }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const { return dq4::dequantize<F, dq4::encoding::e2m1, O>(w, scale); }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const {
+    return dq4::reference::dequantize<F, dq4::encoding::e2m1, O>(w, scale.scale);
   }
 };
+
+// Marlin's MXFP4 dequantization as vLLM runs it (bf16 only; its layout is dq4's interleaved order):
+// the e2m1 bits moved into bf16 fields (benchmarks/marlin_sequence.hpp), the bias 2^126 multiplied in,
+// then the group scale 2^(E - 127) (exact here: E = 125 keeps every product normal).
+struct marlin_mxfp4_converter {
+  static constexpr format value_format = format::bf16;
+  std::uint32_t scale;  ///< 2^(E - 127) in both bf16 halves
+  static __device__ marlin_mxfp4_converter make() { return {(static_cast<std::uint32_t>(block_scale_bits) << 7) * 0x00010001u}; }
+  __device__ dq4::fragment<format::bf16, 8> operator()(std::uint32_t w) const {
+    dq4::fragment<format::bf16, 8> out{};
+#if __CUDA_ARCH__ >= 800
+    marlin_probes::marlin_e2m1_bits<format::bf16>(w, out.regs);
+    const dq4::detail::device_arithmetic<format::bf16> bf16{};
+    for (auto& r : out.regs) r = bf16.mul(bf16.mul(r, marlin_probes::marlin_bias<format::bf16>), scale);
+#else   // no bf16 multiply before sm_80 (the benchmark runs on newer GPUs; this only compiles)
+    out = expected(w);
+#endif  // __CUDA_ARCH__ >= 800
+    return out;
+  }
+  __device__ dq4::fragment<format::bf16, 8> expected(std::uint32_t w) const {
+    return dq4::reference::dequantize<format::bf16, dq4::encoding::e2m1, dq4::order::interleaved>(w, dq4::e8m0{block_scale_bits});
+  }
+};
+
 
 // The bits of one value in format F, the way a kernel converts without dq4: one conversion per value
 // (fp8: cuda_fp8.h's portable per-value conversion, round to nearest even, saturating to the largest
@@ -205,27 +228,72 @@ struct naive_difference_converter {
 };
 
 // e2m1 times the block scale 2^(s - 127) one value at a time: the float product (exact) converted once.
-template <dq4::order O>
+template <format F, dq4::order O>
 struct naive_block_scaled_converter {
-  static constexpr format value_format = format::e4m3;
+  static constexpr format value_format = F;
   dq4::e8m0 bits;
   float scale;
   static __device__ naive_block_scaled_converter make() {
     const dq4::e8m0 s{block_scale_bits};
     return {s, __uint_as_float(static_cast<std::uint32_t>(s.bits) << 23)};  // 2^(s - 127), s in 1..254
   }
-  __device__ dq4::fragment<format::e4m3, 8> operator()(std::uint32_t w) const {
-    dq4::fragment<format::e4m3, 8> out{};
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const {
+    dq4::fragment<F, 8> out{};
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const int n = static_cast<int>((w >> (4 * dq4::fragment_nibble(format::e4m3, O, j))) & 0xFu);
-      naive_place<format::e4m3>(out, j, naive_bits_of_float<format::e4m3>(naive_e2m1(n) * scale));
+      const int n = static_cast<int>((w >> (4 * dq4::fragment_nibble(F, O, j))) & 0xFu);
+      naive_place<F>(out, j, naive_bits_of_float<F>(naive_e2m1(n) * scale));
     }
     return out;
   }
-  __device__ dq4::fragment<format::e4m3, 8> expected(std::uint32_t w) const {
-    return dq4::reference::dequantize<format::e4m3, dq4::encoding::e2m1, O>(w, bits);
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const { return dq4::reference::dequantize<F, dq4::encoding::e2m1, O>(w, bits); }
+};
+
+// The absmax of the codebook rows, read from device memory like the block scale.
+__device__ float codebook_absmax = 0.0123f;
+
+// NF4 (bitsandbytes' table in F) times the block's absmax: dq4's register look-up, one multiply per
+// register.
+template <format F, dq4::order O>
+struct dq4_codebook_converter {
+  static constexpr format value_format = F;
+  dq4::codebook<F> book;
+  dq4::fragment<F, 8> scales;
+  static __device__ dq4_codebook_converter make() {
+    return {dq4::codebook_of<F>(dq4::nf4_values().value), dq4::splat<F>(naive_bits_of_float<F>(codebook_absmax))};
   }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const { return dq4::dequantize<F, O>(w, book, scales); }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const { return dq4::reference::dequantize<F, O>(w, book, scales); }
+};
+
+// The same with the table in shared memory, read once per value (as bitsandbytes' and FLUTE's
+// kernels look up their codebooks), then the same multiply per register.
+template <format F, dq4::order O>
+struct shared_table_converter {
+  static constexpr format value_format = F;
+  const std::uint16_t* table;
+  dq4::codebook<F> book;
+  dq4::fragment<F, 8> scales;
+  static __device__ shared_table_converter make() {
+    __shared__ std::uint16_t entries[16];
+    const dq4::codebook<F> book = dq4::codebook_of<F>(dq4::nf4_values().value);
+    if (threadIdx.x < 16) entries[threadIdx.x] = static_cast<std::uint16_t>(book.entry(threadIdx.x));
+    __syncthreads();
+    return {entries, book, dq4::splat<F>(naive_bits_of_float<F>(codebook_absmax))};
+  }
+  __device__ dq4::fragment<F, 8> operator()(std::uint32_t w) const {
+    dq4::fragment<F, 8> out{};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) naive_place<F>(out, j, table[(w >> (4 * dq4::source_nibble(O, j))) & 0xFu]);
+#if __CUDA_ARCH__ >= 800
+    const dq4::detail::device_arithmetic<F> arithmetic{};
+    for (int r = 0; r < 4; ++r) out.regs[r] = arithmetic.mul(out.regs[r], scales.regs[r]);
+    return out;
+#else   // no bf16 multiply before sm_80 (the benchmark runs on newer GPUs; this only compiles)
+    return expected(w);
+#endif  // __CUDA_ARCH__ >= 800
+  }
+  __device__ dq4::fragment<F, 8> expected(std::uint32_t w) const { return dq4::reference::dequantize<F, O>(w, book, scales); }
 };
 
 #if defined(DQ4_HAVE_CUTLASS)
@@ -478,12 +546,21 @@ struct bench {
     run<naive_difference_converter<F, Z, O>>(path, "naive");
   }
 
-  // e2m1 times an e8m0 block scale, to e4m3; CUTLASS has no such converter.
-  template <dq4::order O>
+  // e2m1 times an e8m0 block scale (MXFP4); CUTLASS has no such converter, Marlin one for bf16.
+  template <format F, dq4::order O>
   void run_block_scaled_path() {
-    const std::string path = format_prefix(format::e4m3) + "e2m1 e8m0-scaled" + order_suffix(O);
-    run<dq4_block_scaled_converter<O>>(path, "dq4");
-    run<naive_block_scaled_converter<O>>(path, "naive");
+    const std::string path = format_prefix(F) + "e2m1 e8m0-scaled" + order_suffix(O);
+    run<dq4_block_scaled_converter<F, O>>(path, "dq4");
+    run<naive_block_scaled_converter<F, O>>(path, "naive");
+    if constexpr (F == format::bf16 && O == dq4::order::interleaved) run<marlin_mxfp4_converter>(path, "marlin");
+  }
+
+  // NF4 times an absmax: registers against a shared-memory table.
+  template <format F, dq4::order O>
+  void run_codebook_path() {
+    const std::string path = format_prefix(F) + "nf4 scaled" + order_suffix(O);
+    run<dq4_codebook_converter<F, O>>(path, "dq4");
+    run<shared_table_converter<F, O>>(path, "shared-table");
   }
 
   template <format F>
@@ -496,11 +573,12 @@ struct bench {
     run_path<F, encoding::u4, order::sequential>();
     run_path<F, encoding::u4b8, order::sequential>();
     run_path<F, encoding::s4, order::sequential>();
-    if constexpr (F != format::fp32) {
-      run_path<F, encoding::e2m1, order::interleaved>();
-      run_path<F, encoding::e2m1, order::sequential>();
-      run_scaled_path<F, encoding::e2m1, order::sequential>();
-    }
+    run_path<F, encoding::e2m1, order::interleaved>();
+    run_path<F, encoding::e2m1, order::sequential>();
+    run_scaled_path<F, encoding::e2m1, order::sequential>();  // NVFP4's inner loop (splat of s_F)
+    run_block_scaled_path<F, order::interleaved>();
+    run_block_scaled_path<F, order::sequential>();
+    if constexpr (F != format::fp32) run_codebook_path<F, order::sequential>();
     run_scaled_path<F, encoding::u4b8, order::interleaved>();
     run_scaled_path<F, encoding::u4b8, order::sequential>();
     run_zero_point_path<F, dq4::zeros::awq, order::interleaved>();
@@ -527,7 +605,7 @@ struct bench {
     run_path<format::e4m3, encoding::s4, order::sequential>();
     run_path<format::e4m3, encoding::e2m1, order::sequential>();
     run_difference_path<format::e4m3, dq4::zeros::awq, order::interleaved>();
-    run_block_scaled_path<order::sequential>();
+    run_block_scaled_path<format::e4m3, order::sequential>();
     run_path<format::e5m2, encoding::e2m1, order::sequential>();
   }
 };

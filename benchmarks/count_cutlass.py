@@ -37,26 +37,14 @@ def counted(opcodes):
 
 def count(kernels, expected_archs):
     """Returns (rows, errors): rows are (arch, implementation, path, per 8, const moves, branches, mix)."""
-    rows, errors = [], []
-    for arch in expected_archs:
-        if arch not in kernels:
-            errors.append(f"{arch}: no SASS for this architecture in the object")
-    for arch, functions in check_sass.by_architecture(kernels):
-        pairs = check_sass.probe_pairs(functions)
-        if not pairs:
-            errors.append(f"{arch}: no probe kernels found")
-        for (probe, order, form), sizes in sorted(pairs.items()):
-            implementation, path = probe.split("_", 1)
-            if set(sizes) != {"n1", "n2"}:
-                errors.append(f"{arch} {probe} {order} {form}: probe kernel missing")
-                continue
-            n1, n2 = counted(sizes["n1"]), counted(sizes["n2"])
-            extra = {op: n2[op] - n1[op] for op in sorted(set(n1) | set(n2)) if n2[op] != n1[op]}
-            words = check_sass.EXTRA_WORDS[form]
-            branches = (sum(op.startswith("BRA") for op in sizes["n2"]) - sum(op.startswith("BRA") for op in sizes["n1"])) / words
-            mix = " ".join(f"{op}:{n / words:g}" for op, n in extra.items())
-            rows.append((arch, implementation, f"{path.replace('_', ' ')} {order}", sum(extra.values()) / words,
-                         sizes["n2"].count("CONST"), branches, mix))
+    rows = []
+    costs, errors = check_sass.marginal_costs(kernels, expected_archs)
+    for arch, probe, order, form, sizes, extra, words in costs:
+        implementation, path = probe.split("_", 1)
+        branches = (sum(op.startswith("BRA") for op in sizes["n2"]) - sum(op.startswith("BRA") for op in sizes["n1"])) / words
+        mix = " ".join(f"{op}:{n / words:g}" for op, n in extra.items())
+        rows.append((arch, implementation, f"{path.replace('_', ' ')} {order}", sum(extra.values()) / words,
+                     sizes["n2"].count("CONST"), branches, mix))
     return rows, errors
 
 

@@ -23,25 +23,20 @@
 #include <cstdint>
 #include <cstring>
 
+#include "probe_words.cuh"
+
 namespace {
 
 using dq4::format;
 
-template <int Words>
-struct alignas(16) probe_input {
-  std::uint32_t w[Words];
-};
-
-template <int Registers>
-struct result_registers {
-  std::uint32_t r[Registers];
-};
+using dq4_probes::no_group;
+using dq4_probes::result_registers;
 
 // CUTLASS's NumericArrayConverter<Result, Source, 8> on one word (eight nibbles, nibble j = element j).
 template <class Result, class Source>
 struct cutlass_conversion {
   static constexpr int registers = 2;
-  __device__ result_registers<2> operator()(std::uint32_t word) const {
+  __device__ result_registers<2> operator()(std::uint32_t word, no_group) const {
     cutlass::Array<Source, 8> source;
     std::memcpy(&source, &word, sizeof word);
     const cutlass::Array<Result, 8> result = cutlass::NumericArrayConverter<Result, Source, 8>{}(source);
@@ -56,7 +51,7 @@ struct cutlass_conversion {
 template <format F, dq4::encoding E>
 struct dq4_conversion {
   static constexpr int registers = dq4::fragment<F, 8>::registers;
-  __device__ result_registers<registers> operator()(std::uint32_t word) const {
+  __device__ result_registers<registers> operator()(std::uint32_t word, no_group) const {
     const dq4::fragment<F, 8> f = dq4::dequantize<F, E, dq4::order::sequential>(word);
     result_registers<registers> out;
     for (int k = 0; k < registers; ++k) out.r[k] = f.regs[k];
@@ -64,28 +59,14 @@ struct dq4_conversion {
   }
 };
 
-template <class Convert, int Words>
-__device__ void convert_words(const void* in, void* out) {
-  constexpr int per_word = Convert::registers;
-  const probe_input<Words> p = static_cast<const probe_input<Words>*>(in)[threadIdx.x];
-  result_registers<per_word * Words> results;
-#pragma unroll
-  for (int i = 0; i < Words; ++i) {
-    const result_registers<per_word> r = Convert{}(p.w[i]);
-#pragma unroll
-    for (int k = 0; k < per_word; ++k) results.r[per_word * i + k] = r.r[k];
-  }
-  static_cast<result_registers<per_word * Words>*>(out)[threadIdx.x] = results;
-}
-
 }  // namespace
 
 #define DQ4_PROBE_PAIR(name, ...)                                                                          \
   extern "C" __global__ void probe_##name##_sequential_w32_n1(const void* in, void* out) {                \
-    convert_words<__VA_ARGS__, 1>(in, out);                                                                \
+    dq4_probes::convert_words<__VA_ARGS__, no_group, 1>(in, out);                                                                \
   }                                                                                                        \
   extern "C" __global__ void probe_##name##_sequential_w32_n2(const void* in, void* out) {                \
-    convert_words<__VA_ARGS__, 2>(in, out);                                                                \
+    dq4_probes::convert_words<__VA_ARGS__, no_group, 2>(in, out);                                                                \
   }
 
 DQ4_PROBE_PAIR(cutlass_int8_s4, cutlass_conversion<std::int8_t, cutlass::int4b_t>)
