@@ -50,6 +50,9 @@
 // e2m1 is not linear in its bits, so it is a table look-up: one PRMT picks four magnitude bytes from
 // an 8-byte table indexed by the exponent and mantissa bits, a second PRMT (sign-replicate mode)
 // turns the four sign bits into bytes, and one more PRMT per register moves the bytes into place.
+// An MXFP4 block scale (e8m0) is folded into those tables once per block (prepare_block_scale), so
+// every scaled value is rounded once and the inner loop has no multiply; a 16-entry codebook (NF4) is
+// the same look-up with two 8-entry halves per byte plane, chosen by the nibble's bit 3.
 //
 // The reference namespace states every result with integer arithmetic alone (constexpr, plain C++17);
 // the tests hold each fast path to it over all 2^32 words and, for scales, over every scale value.
