@@ -17,7 +17,6 @@ Reproduce (sm_90; the CUTLASS headers of the pip package nvidia-cutlass):
 (cuobjdump needs nvdisasm on PATH.) Exits 1 when an expected architecture, a probe pair or every
 probe is missing, or cuobjdump fails.
 """
-import argparse
 import pathlib
 import sys
 
@@ -49,15 +48,10 @@ def count(kernels, expected_archs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cuobjdump", required=True)
-    parser.add_argument("--archs", default="", help="architectures that must be present, e.g. 90-real")
-    parser.add_argument("objects", nargs="+")
-    args = parser.parse_args()
-    text = check_sass.read_sass(args.cuobjdump, args.objects)
-    if text is None:
+    probes = check_sass.read_probes(__doc__)
+    if probes is None:
         return 1
-    rows, errors = count(check_sass.parse(text), check_sass.architectures(args.archs))
+    rows, errors = count(*probes)
     print(f"{'arch':8} {'impl':8} {'path':22} {'per 8':>6} {'const moves':>11} {'branches':>8}  opcodes per 8 values")
     for arch, implementation, path, cost, constants, branches, mix in rows:
         print(f"{arch:8} {implementation:8} {path:22} {cost:6g} {constants:11} {branches:8g}  {mix}")

@@ -16,7 +16,6 @@ Reproduce (sm_90):
 (cuobjdump needs nvdisasm on PATH.) Exits 1 when an expected architecture, a probe pair or every probe is
 missing, or cuobjdump fails.
 """
-import argparse
 import pathlib
 import sys
 
@@ -87,15 +86,10 @@ def summary(rows):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cuobjdump", required=True)
-    parser.add_argument("--archs", default="", help="architectures that must be present, e.g. 90-real")
-    parser.add_argument("objects", nargs="+")
-    args = parser.parse_args()
-    text = check_sass.read_sass(args.cuobjdump, args.objects)
-    if text is None:
+    probes = check_sass.read_probes(__doc__)
+    if probes is None:
         return 1
-    rows, errors = count(check_sass.parse(text), check_sass.architectures(args.archs))
+    rows, errors = count(*probes)
     print(table(rows))
     print()
     print(summary(rows))

@@ -192,16 +192,23 @@ def architectures(spec):
     return [f"sm_{a.split('-')[0]}" for a in re.split(r"[,;]", spec) if a]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+def read_probes(description):
+    """The command line of check_sass.py and the counting scripts (--cuobjdump, --archs, objects): the
+    parsed kernels of the objects and the architectures that must be present, or None if cuobjdump failed."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cuobjdump", required=True)
     parser.add_argument("--archs", default="", help="architectures that must be present, e.g. 75-real,90-real")
     parser.add_argument("objects", nargs="+")
     args = parser.parse_args()
     text = read_sass(args.cuobjdump, args.objects)
-    if text is None:
+    return None if text is None else (parse(text), architectures(args.archs))
+
+
+def main():
+    probes = read_probes(__doc__)
+    if probes is None:
         return 1
-    rows, errors = check(parse(text), architectures(args.archs))
+    rows, errors = check(*probes)
     print(f"{'arch':8} {'path':34} {'per 8':>6} {'budget':>9} {'const moves':>11}  opcodes per 8 values")
     for arch, path, cost, limit, constants, mix in rows:
         shown = "reference" if limit is None else str(limit)
