@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers shared by dq4's tests, examples and benchmarks (not part of the library): the fixtures they
 // share (eight different scales, eight different zeros), and under CUDA the GPU detection, CUDA
-// error checks that stop the program with the failing call named, and timing loops on CUDA events.
+// error checks that stop the program with the failing call named, and timing loops on CUDA events
+// (the back-to-back timing of the GEMV benchmark is in benchmarks/timing.cuh).
 // The fixtures are plain C++ (host tests include this header without CUDA).
 #pragma once
 
@@ -135,29 +136,6 @@ __device__ inline void sleep_ns(unsigned long long ns) {
     __nanosleep(1000);
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
   } while (now - start < ns);
-}
-
-// Keeps the GPU busy for about `ns` nanoseconds, so that launches queued behind it start back to back.
-// (static: a __global__ function cannot be inline, and this header is in more than one translation unit)
-static __global__ void hold_gpu(unsigned long long ns) { sleep_ns(ns); }
-
-// Median over `runs` of the time per call (us) of `calls` back-to-back calls launch(r), r counting
-// up from 1 across runs, after one warm-up launch(0). Each run is queued behind a 200 us kernel
-// that holds the GPU while the host enqueues the calls, so the time is the GPU's alone -- as in a
-// decode step, whose kernels run back to back -- and not the host's launch latency; the gaps between
-// the calls are counted.
-template <class Launch>
-float median_us_back_to_back(int runs, int calls, Launch launch) {
-  launch(0);
-  check(cudaDeviceSynchronize(), "warm-up");
-  const auto hold = [] {
-    hold_gpu<<<1, 1>>>(200000);
-    check(cudaGetLastError(), "hold_gpu");
-  };
-  const float ms = median_event_ms(runs, hold, [&](int run) {
-    for (int c = 0; c < calls; ++c) launch(1 + run * calls + c);
-  });
-  return 1000 * ms / static_cast<float>(calls);
 }
 
 #endif  // defined(__CUDACC__)

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+// The AWQ GEMV's shapes and work split, in plain C++ (host and device): which shapes each launch
+// function takes (and the message for the others), how the K x N layer is cut into blocks and warps,
+// and which steps each warp multiplies. tests/test_gemv_plan.cpp checks on the host that every plan
+// covers every step of every tile exactly once, for every batch and many shapes and GPU sizes.
+#pragma once
+
+#include <dq4/dq4.cuh>
+
+#include <algorithm>
+#include <cstddef>
+
+namespace awq_gemv {
+
+inline constexpr std::size_t group_size = 128;  // AWQ's usual group size, the one this example takes
+inline constexpr int warps_per_block = 8;
+inline constexpr int tile_columns = 128;   // a warp's columns: 16 packed words of each row
+inline constexpr int step_rows = 16;       // rows of one mma.sync.m16n8k16 step (its k)
+inline constexpr int steps_per_group = static_cast<int>(group_size) / step_rows;
+inline constexpr int max_batch = 8;        // tokens: the mma's 8 B columns
+inline constexpr std::size_t max_dimension = std::size_t{1} << 24;  // keeps every index in 32 bits
+
+struct shape {
+  std::size_t k, n;  // K rows (input features), N columns (output features)
+};
+
+/// Why launch_gemv cannot take this shape and batch, or null when it can.
+constexpr const char* gemv_shape_error(shape s, int batch) noexcept {
+  if (s.k == 0 || s.k % group_size != 0) return "K must be a positive multiple of the group size, 128";
+  if (s.n == 0 || s.n % tile_columns != 0) return "N must be a positive multiple of 128 (a warp's tile of columns)";
+  if (s.k > max_dimension || s.n > max_dimension) return "K and N must be at most 2^24";
+  if (batch < 1 || batch > max_batch) return "the batch must be 1 to 8 tokens";
+  return nullptr;
+}
+
+/// Why launch_dequantize cannot take this shape, or null when it can.
+constexpr const char* bulk_shape_error(shape s) noexcept {
+  if (s.k == 0 || s.k % group_size != 0) return "K must be a positive multiple of the group size, 128";
+  if (s.n == 0 || s.n % 8 != 0) return "N must be a positive multiple of 8 (a packed word's columns)";
+  if (s.k > max_dimension || s.n > max_dimension) return "K and N must be at most 2^24";
+  return nullptr;
+}
+
+/// How one call is cut: blocks of `band_tiles` adjacent tiles (8 / band_tiles warps on each),
+/// each band's K cut into `parts` parts of `part_steps` steps (the last may be shorter), one block
+/// per (band, part).
+struct gemv_split {
+  unsigned band_tiles, parts, part_steps, blocks;
+};
+
+/// The tile (128 columns) a warp multiplies, the slot of the tile its block's sums go to, and its
+/// steps [first, end) (empty for a warp past the last tile).
+struct work_item {
+  unsigned tile, part, first, end;
+};
+
+/// The kernel whose Batch runs a batch: the one-token kernel, or the one of 8 tokens for 2..8.
+constexpr int kernel_batch(int batch) noexcept { return batch == 1 ? 1 : max_batch; }
+
+/// Block b takes part b % parts of band b / parts: band_tiles adjacent tiles (64 band_tiles
+/// contiguous bytes of each row), each shared by 8 / band_tiles warps that split the part's steps
+/// into contiguous runs (their sums are added in the block in run order).
+DQ4_HD constexpr work_item work_of(const gemv_split& p, shape s, unsigned block, unsigned warp) noexcept {
+  const unsigned band = block / p.parts, part = block % p.parts, steps = static_cast<unsigned>(s.k / step_rows);
+  const unsigned tile = band * p.band_tiles + warp % p.band_tiles, sharers = warps_per_block / p.band_tiles;
+  const unsigned first = part * p.part_steps, length = (steps < first + p.part_steps ? steps : first + p.part_steps) - first;
+  const unsigned run = warp / p.band_tiles;
+  if (tile >= s.n / tile_columns) return {tile, part, 0, 0};  // the last band may be narrower than a block
+  return {tile, part, first + length * run / sharers, first + length * (run + 1) / sharers};
+}
+
+/// The split of a call with `resident` blocks resident at once on the GPU (the SMs times the blocks
+/// per SM). A band's K is cut into as many parts as fill the resident blocks (at least one part);
+/// the parts are equal but for the last, and none is empty. Each part costs a slot write and read
+/// of batch x 128 floats per tile: at most K / (64 batch) parts keep that traffic under a quarter of
+/// the tile's weight bytes (K x 64), which matters for 8 tokens and small K. Bands of 8 tiles read
+/// the longest runs of each row, but where there are few tiles they need many parts (slots for the
+/// finishing warp to add: up to 32 take it two rounds of loads) or leave blocks idle. So for one
+/// token: 8 tiles if that fills 90% of the resident blocks with at most 32 parts, else the band
+/// width that fills them with the fewest parts (the widest if several), else the one that starts
+/// the most blocks. For 8 tokens a part's sums are 8 times larger and the finishing warp loads them
+/// two parts per round trip, so fewer parts pay more than wide bands: one tile per block and at most
+/// 4 parts, as many as the resident blocks take. (The measurements behind these rules:
+/// docs/gemv.md.) The shape must be one gemv_shape_error accepts.
+constexpr gemv_split plan_gemv_split(shape s, int batch, std::size_t resident) noexcept {
+  const std::size_t tiles = s.n / tile_columns, steps_per_tile = s.k / step_rows;
+  const auto kernel_tokens = static_cast<std::size_t>(kernel_batch(batch));
+  const std::size_t slot_limit = std::max<std::size_t>(1, s.k / (64 * kernel_tokens));
+  struct candidate {
+    gemv_split split;
+    bool fills;
+  };
+  const auto split_for = [&](unsigned band_tiles, std::size_t max_parts) {
+    const std::size_t bands = (tiles + band_tiles - 1) / band_tiles;
+    const std::size_t wanted = std::min({slot_limit, max_parts, std::max<std::size_t>(1, resident / bands)});
+    const std::size_t part_steps = (steps_per_tile + wanted - 1) / wanted;
+    const std::size_t parts = (steps_per_tile + part_steps - 1) / part_steps;
+    return candidate{{band_tiles, static_cast<unsigned>(parts), static_cast<unsigned>(part_steps),
+                      static_cast<unsigned>(bands * parts)},
+                     10 * bands * parts >= 9 * resident};
+  };
+  if (kernel_tokens > 1) return split_for(1, 4).split;
+  candidate chosen = split_for(warps_per_block, slot_limit);
+  if (!chosen.fills || chosen.split.parts > 32) {
+    for (const unsigned band_tiles : {4u, 2u, 1u}) {
+      const candidate c = split_for(band_tiles, slot_limit);
+      const bool better = c.fills ? !chosen.fills || c.split.parts < chosen.split.parts
+                                  : !chosen.fills && c.split.blocks > chosen.split.blocks;
+      if (better) chosen = c;
+    }
+  }
+  return chosen.split;
+}
+
+/// Floats of the workspace's slots for a split: [tiles][parts][Batch][128].
+constexpr std::size_t slot_floats(const gemv_split& p, shape s, int batch) noexcept {
+  return s.n / tile_columns * p.parts * static_cast<std::size_t>(kernel_batch(batch)) * tile_columns;
+}
+
+}  // namespace awq_gemv
