@@ -70,46 +70,47 @@ DQ4_HD constexpr work_item work_of(const gemv_split& p, shape s, unsigned block,
 }
 
 /// The split of a call with `resident` blocks resident at once on the GPU (the SMs times the blocks
-/// per SM). A band's K is cut into as many parts as fill the resident blocks (at least one part);
-/// the parts are equal but for the last, and none is empty. Each part costs a slot write and read
-/// of batch x 128 floats per tile: at most K / (64 batch) parts keep that traffic under a quarter of
-/// the tile's weight bytes (K x 64), which matters for 8 tokens and small K. Bands of 8 tiles read
-/// the longest runs of each row, but where there are few tiles they need many parts (slots for the
-/// finishing warp to add: up to 32 take it two rounds of loads) or leave blocks idle. So for one
-/// token: 8 tiles if that fills 90% of the resident blocks with at most 32 parts, else the band
-/// width that fills them with the fewest parts (the widest if several), else the one that starts
-/// the most blocks. For 8 tokens a part's sums are 8 times larger and the finishing warp loads them
-/// two parts per round trip, so fewer parts pay more than wide bands: one tile per block and at most
-/// 4 parts, as many as the resident blocks take. (The measurements behind these rules:
-/// docs/gemv.md.) The shape must be one gemv_shape_error accepts.
+/// per SM). A band's K is cut into parts, equal but for the last, none empty; each part costs a
+/// slot write and read of batch x 128 floats per tile, so at most K / (64 batch) parts (that
+/// traffic under a quarter of the tile's weight bytes, K x 64) and at most 32 (two rounds of loads
+/// for the warp that adds them).
+/// - One token: of the splits that start every block at once, the one with the most blocks whose
+///   warps each get a run of at least a group's 8 steps (a shorter run spends its time starting
+///   the pipeline and finishing), the fewest parts among those, then the widest band; without
+///   any (more bands of 8 tiles than resident blocks), bands of 8 tiles and one part.
+/// - Eight tokens: a part's sums are 8 times larger and the finishing warp loads them two parts
+///   per round trip, so fewer parts pay more than wide bands: one tile per block and at most 4
+///   parts, as many as the resident blocks take.
+/// (The measurements behind these rules: docs/gemv.md.) The shape must be one gemv_shape_error
+/// accepts.
 constexpr gemv_split plan_gemv_split(shape s, int batch, std::size_t resident) noexcept {
   const std::size_t tiles = s.n / tile_columns, steps_per_tile = s.k / step_rows;
   const auto kernel_tokens = static_cast<std::size_t>(kernel_batch(batch));
-  const std::size_t slot_limit = std::max<std::size_t>(1, s.k / (64 * kernel_tokens));
-  struct candidate {
-    gemv_split split;
-    bool fills;
-  };
-  const auto split_for = [&](unsigned band_tiles, std::size_t max_parts) {
+  const std::size_t slot_limit = std::min<std::size_t>(32, std::max<std::size_t>(1, s.k / (64 * kernel_tokens)));
+  const auto split_for = [&](unsigned band_tiles, std::size_t wanted_parts) {
     const std::size_t bands = (tiles + band_tiles - 1) / band_tiles;
-    const std::size_t wanted = std::min({slot_limit, max_parts, std::max<std::size_t>(1, resident / bands)});
-    const std::size_t part_steps = (steps_per_tile + wanted - 1) / wanted;
+    const std::size_t part_steps = (steps_per_tile + wanted_parts - 1) / wanted_parts;
     const std::size_t parts = (steps_per_tile + part_steps - 1) / part_steps;
-    return candidate{{band_tiles, static_cast<unsigned>(parts), static_cast<unsigned>(part_steps),
-                      static_cast<unsigned>(bands * parts)},
-                     10 * bands * parts >= 9 * resident};
+    return gemv_split{band_tiles, static_cast<unsigned>(parts), static_cast<unsigned>(part_steps), static_cast<unsigned>(bands * parts)};
   };
-  if (kernel_tokens > 1) return split_for(1, 4).split;
-  candidate chosen = split_for(warps_per_block, slot_limit);
-  if (!chosen.fills || chosen.split.parts > 32) {
-    for (const unsigned band_tiles : {4u, 2u, 1u}) {
-      const candidate c = split_for(band_tiles, slot_limit);
-      const bool better = c.fills ? !chosen.fills || c.split.parts < chosen.split.parts
-                                  : !chosen.fills && c.split.blocks > chosen.split.blocks;
-      if (better) chosen = c;
+  if (kernel_tokens > 1) {
+    return split_for(1, std::min<std::size_t>({slot_limit, 4, std::max<std::size_t>(1, resident / tiles)}));
+  }
+  gemv_split chosen = split_for(warps_per_block, 1);
+  bool found = false;
+  for (const unsigned band_tiles : {8u, 4u, 2u, 1u}) {
+    const std::size_t sharers = warps_per_block / band_tiles;
+    for (std::size_t wanted = 1; wanted <= slot_limit; ++wanted) {
+      const gemv_split c = split_for(band_tiles, wanted);
+      const bool fits = c.blocks <= resident && c.part_steps / sharers >= static_cast<std::size_t>(steps_per_group);
+      const bool better = !found || c.blocks > chosen.blocks || (c.blocks == chosen.blocks && c.parts < chosen.parts);
+      if (fits && better) {
+        chosen = c;
+        found = true;
+      }
     }
   }
-  return chosen.split;
+  return chosen;
 }
 
 /// Floats of the workspace's slots for a split: [tiles][parts][Batch][128].
