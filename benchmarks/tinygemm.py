@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """PyTorch's built-in int4 GEMV (tinygemm, torch._weight_int4pack_mm: bf16 activations, group size 128)
-at the shapes of examples/awq_gemv.cu, timed the same way: CUDA events, a warm-up, the median over 11 runs
-of 10 calls queued back to back behind a kernel that holds the GPU while Python enqueues them (the GPU's
-time per call, not Python's launch latency), weights rotated through more than 256 MB so that they come
+at the shapes of benchmarks/gemv_benchmark.cu, timed the same way: CUDA events, a warm-up, the median over 11
+runs of 10 calls queued back to back behind a kernel that holds the GPU while Python enqueues them (the GPU's
+time per call, not Python's launch latency), weights rotated through more than 512 MB so that they come
 from DRAM. Writes a CSV.
 
-    tinygemm.py results.csv
+    tinygemm.py results.csv [--shapes K N [K N ...]]
 """
 import csv
 import statistics
@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-SHAPES = [(4096, 4096), (4096, 14336), (14336, 4096), (8192, 28672)]
+SHAPES = [(4096, 4096), (4096, 14336), (14336, 4096), (8192, 8192), (8192, 28672), (28672, 8192)]
 GROUP = 128
 INNER_K_TILES = 8
 
@@ -46,12 +46,17 @@ def median_us(fn, runs=11, calls=10):
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else "tinygemm.csv"
+    args = sys.argv[1:]
+    path = args[0] if args and not args[0].startswith("--") else "tinygemm.csv"
+    shapes = SHAPES
+    if "--shapes" in args:
+        values = [int(v) for v in args[args.index("--shapes") + 1:]]
+        shapes = list(zip(values[::2], values[1::2]))
     name = torch.cuda.get_device_name(0)
     rows = []
-    for k, n in SHAPES:
+    for k, n in shapes:
         weight_bytes = k * n // 2
-        copies = max(2, (256 << 20) // weight_bytes + 1)
+        copies = max(2, (512 << 20) // weight_bytes + 1)
         layers = [packed_weights(k, n) for _ in range(copies)]
         for batch in (1, 8):
             x = torch.rand((batch, k), dtype=torch.bfloat16, device="cuda") - 0.5

@@ -5,9 +5,10 @@
 # 1. the exhaustive GPU tests, built for the real targets and as compute_75 PTX (sm_75's code paths,
 #    compiled by the driver for this GPU), each binary run once (every typed test, every path);
 # 2. the examples (dequantize_buffer at full size, awq_gemv --quick) and the README's kernels as the
-#    consumer test built them; 3. the GPU tests and dequantize_buffer again under compute-sanitizer
-#    memcheck and racecheck (sweeps of 2^DQ4_SANITIZER_SWEEP_LOG2 indices per path, 16..32, default
-#    24: the sanitizers slow every access down); 4. the SASS budgets with the machine's own cuobjdump.
+#    consumer test built them; 3. the GPU tests, dequantize_buffer and awq_gemv --quick again under
+#    compute-sanitizer memcheck and racecheck (and awq_gemv under synccheck too; the GPU tests with
+#    sweeps of 2^DQ4_SANITIZER_SWEEP_LOG2 indices per path, 16..32, default 24: the sanitizers slow
+#    every access down); 4. the SASS budgets with the machine's own cuobjdump.
 set -uo pipefail
 build=${1:-build/default}
 logs=${2:-${OUT:-$build}}
@@ -38,6 +39,11 @@ step racecheck_gpu_tests env DQ4_SWEEP_LOG2=$sweep \
   compute-sanitizer --tool racecheck --error-exitcode 1 "$build/tests/dq4_gpu_tests"
 step memcheck_example compute-sanitizer --tool memcheck --error-exitcode 1 "$build/examples/dequantize_buffer"
 step racecheck_example compute-sanitizer --tool racecheck --error-exitcode 1 "$build/examples/dequantize_buffer"
+if [ -x "$build/examples/awq_gemv" ]; then
+  for tool in memcheck racecheck synccheck; do
+    step ${tool}_awq_gemv compute-sanitizer --tool $tool --error-exitcode 1 "$build/examples/awq_gemv" --quick
+  done
+fi
 probes=$(find "$build/tests" -name 'probes.cu.o' | head -n 1)
 archs=$(grep -E '^CMAKE_CUDA_ARCHITECTURES' "$build/CMakeCache.txt" | cut -d= -f2 | tr ';' ',')
 step sass_budgets python3 tests/sass/check_sass.py --cuobjdump "$(command -v cuobjdump)" --archs "$archs" "$probes"
