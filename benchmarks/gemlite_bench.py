@@ -21,7 +21,6 @@ weights (q - z) * s; a kernel off by more than 1e-2 relative to the largest outp
 import copy
 import csv
 import os
-import statistics
 import sys
 import time
 
@@ -29,8 +28,8 @@ import torch
 
 import gemlite
 from gemlite import DType, GemLiteLinearTriton
+from peer_timing import arguments, median_us, rotated_copies
 
-SHAPES = [(4096, 4096), (4096, 14336), (14336, 4096), (8192, 8192), (8192, 28672), (28672, 8192)]
 GROUP = 128
 KERNELS = {1: ["GEMV_REVSPLITK", "GEMV"], 8: ["GEMM_SPLITK", "GEMM"]}
 START = time.time()
@@ -38,23 +37,6 @@ START = time.time()
 
 def log(message):
     print(f"[{time.time() - START:6.1f} s] {message}", flush=True)
-
-
-def median_us(fn, runs=11, calls=10):
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    fn(0)
-    torch.cuda.synchronize()
-    times, r = [], 1
-    for _ in range(runs):
-        torch.cuda._sleep(20_000_000)  # about 10 ms at 2 GHz: longer than Python takes to enqueue 10 GemLite calls
-        start.record()
-        for _ in range(calls):
-            fn(r)
-            r += 1
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) * 1e3 / calls)
-    return statistics.median(times)
 
 
 def layer_of(k, n, dtype):
@@ -70,12 +52,7 @@ def layer_of(k, n, dtype):
 
 
 def main():
-    args = sys.argv[1:]
-    path = args[0] if args and not args[0].startswith("--") else "gemlite.csv"
-    shapes = SHAPES
-    if "--shapes" in args:
-        values = [int(v) for v in args[args.index("--shapes") + 1:]]
-        shapes = list(zip(values[::2], values[1::2]))
+    path, shapes = arguments(sys.argv[1:], "gemlite.csv")
     gemlite.set_kernel_caching(True)
     h100 = os.path.join(os.path.dirname(gemlite.__file__), "configs", "h100.json")
     log(f"GemLite {gemlite.__version__}; loaded {h100}: {gemlite.load_config(h100)}")
@@ -86,7 +63,7 @@ def main():
         for k, n in shapes:
             for dtype, fmt in ((torch.float16, "fp16"), (torch.bfloat16, "bf16")):
                 module, w = layer_of(k, n, dtype)
-                copies = max(2, (512 << 20) // (k * n // 2) + 1)
+                copies = rotated_copies(k, n)
                 layers = [module] + [copy.deepcopy(module) for _ in range(copies - 1)]
                 for batch in (1, 8):
                     x = (torch.rand((batch, k), device="cuda") * 2 - 1).to(dtype)
@@ -99,7 +76,8 @@ def main():
                             if not error <= 1e-2:
                                 log(f"{fmt} K={k} N={n} batch {batch} {kernel}: relative error {error:.2e}, skipped")
                                 continue
-                            us = median_us(lambda r: layers[r % copies].forward_manual(x, matmul_type=kernel))
+                            # a hold of about 10 ms at 2 GHz: longer than Python takes to enqueue 10 GemLite calls
+                            us = median_us(lambda r: layers[r % copies].forward_manual(x, matmul_type=kernel), 20_000_000)
                         except Exception as e:  # a kernel that does not take this batch or shape
                             log(f"{fmt} K={k} N={n} batch {batch} {kernel}: {type(e).__name__}: {str(e)[:160]}")
                             continue

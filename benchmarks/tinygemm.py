@@ -9,12 +9,12 @@ from DRAM. Writes a CSV.
     tinygemm.py results.csv [--shapes K N [K N ...]]
 """
 import csv
-import statistics
 import sys
 
 import torch
 
-SHAPES = [(4096, 4096), (4096, 14336), (14336, 4096), (8192, 8192), (8192, 28672), (28672, 8192)]
+from peer_timing import arguments, median_us, rotated_copies
+
 GROUP = 128
 INNER_K_TILES = 8
 
@@ -28,39 +28,18 @@ def packed_weights(k, n):
     return packed, scales_and_zeros
 
 
-def median_us(fn, runs=11, calls=10):
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    fn(0)
-    torch.cuda.synchronize()
-    times, r = [], 1
-    for _ in range(runs):
-        torch.cuda._sleep(4_000_000)  # about 2 ms at 2 GHz: longer than Python takes to enqueue the calls
-        start.record()
-        for _ in range(calls):
-            fn(r)
-            r += 1
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) * 1e3 / calls)
-    return statistics.median(times)
-
-
 def main():
-    args = sys.argv[1:]
-    path = args[0] if args and not args[0].startswith("--") else "tinygemm.csv"
-    shapes = SHAPES
-    if "--shapes" in args:
-        values = [int(v) for v in args[args.index("--shapes") + 1:]]
-        shapes = list(zip(values[::2], values[1::2]))
+    path, shapes = arguments(sys.argv[1:], "tinygemm.csv")
     name = torch.cuda.get_device_name(0)
     rows = []
     for k, n in shapes:
         weight_bytes = k * n // 2
-        copies = max(2, (512 << 20) // weight_bytes + 1)
+        copies = rotated_copies(k, n)
         layers = [packed_weights(k, n) for _ in range(copies)]
         for batch in (1, 8):
             x = torch.rand((batch, k), dtype=torch.bfloat16, device="cuda") - 0.5
-            us = median_us(lambda r: torch._weight_int4pack_mm(x, layers[r % copies][0], GROUP, layers[r % copies][1]))
+            # a hold of about 2 ms at 2 GHz: longer than Python takes to enqueue 10 calls
+            us = median_us(lambda r: torch._weight_int4pack_mm(x, layers[r % copies][0], GROUP, layers[r % copies][1]), 4_000_000)
             moved = weight_bytes + k // GROUP * n * 4 + batch * (k + n) * 2
             rows.append({"device": name, "format": "bf16", "k": k, "n": n, "batch": batch,
                          "tinygemm_us": f"{us:.3f}", "tinygemm_gbs": f"{moved / (us * 1e3):.1f}"})
