@@ -16,6 +16,7 @@
 #include "bulk_kernel.cuh"
 #include "gemv_kernel.cuh"
 #include "plan.hpp"
+#include "support/cuda_support.cuh"
 
 namespace awq_gemv {
 
@@ -44,13 +45,6 @@ struct gemv_plan {
 
 namespace detail {
 
-inline void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(status));
-    std::exit(1);
-  }
-}
-
 inline void require(bool condition, const char* function, const char* what) {
   if (!condition) {
     std::fprintf(stderr, "%s: %s\n", function, what);
@@ -77,24 +71,24 @@ gemv_plan make_gemv_plan(shape size, int batch, const cudaDeviceProp& device) {
   const char* error = gemv_shape_error(size, batch);
   detail::require(error == nullptr, "make_gemv_plan", error);
   const void* kernel = detail::gemv_kernel_for<F, S>(batch);
-  detail::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes<S>), "cudaFuncSetAttribute");
+  dq4_support::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes<S>), "cudaFuncSetAttribute");
   int per_sm = 0;
-  detail::check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * warps_per_block, shared_bytes<S>),
+  dq4_support::check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * warps_per_block, shared_bytes<S>),
                 "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
   gemv_plan p;
   p.size = size;
   p.batch = batch;
   p.split = plan_gemv_split(size, batch, static_cast<std::size_t>(device.multiProcessorCount) * static_cast<std::size_t>(per_sm));
   p.chainable = device.major >= 9;
-  detail::check(cudaMalloc(&p.slots, slot_floats(p.split, size, batch) * sizeof(float)), "cudaMalloc");
-  detail::check(cudaMalloc(&p.arrivals, size.n / tile_columns * sizeof(unsigned)), "cudaMalloc");
-  detail::check(cudaMemset(p.arrivals, 0, size.n / tile_columns * sizeof(unsigned)), "cudaMemset");  // once
+  dq4_support::check(cudaMalloc(&p.slots, slot_floats(p.split, size, batch) * sizeof(float)), "cudaMalloc");
+  dq4_support::check(cudaMalloc(&p.arrivals, size.n / tile_columns * sizeof(unsigned)), "cudaMalloc");
+  dq4_support::check(cudaMemset(p.arrivals, 0, size.n / tile_columns * sizeof(unsigned)), "cudaMemset");  // once
   return p;
 }
 
 inline void free_gemv_plan(gemv_plan& p) {
-  detail::check(cudaFree(p.slots), "cudaFree");
-  detail::check(cudaFree(p.arrivals), "cudaFree");
+  dq4_support::check(cudaFree(p.slots), "cudaFree");
+  dq4_support::check(cudaFree(p.arrivals), "cudaFree");
   p = {};
 }
 
@@ -125,8 +119,8 @@ void launch_gemv(const device_layer& l, const void* x, void* y, const gemv_plan&
   config.attrs = how == start::chained ? &chained : nullptr;
   config.numAttrs = how == start::chained ? 1 : 0;
   void* kernel_args[] = {const_cast<gemv_args*>(&args)};
-  detail::check(cudaLaunchKernelExC(&config, detail::gemv_kernel_for<F, S>(p.batch), kernel_args), "gemv_kernel launch");
-  detail::check(cudaGetLastError(), "gemv_kernel");
+  dq4_support::check(cudaLaunchKernelExC(&config, detail::gemv_kernel_for<F, S>(p.batch), kernel_args), "gemv_kernel launch");
+  dq4_support::check(cudaGetLastError(), "gemv_kernel");
 }
 
 /// The layer's dequantized matrix, [K][N] of format F, into l.dequantized: 32 blocks of 256 threads
@@ -142,7 +136,7 @@ void launch_dequantize(const device_layer& l, shape size, int sms, cudaStream_t 
                   me, "weights and zero points must be non-null and 4-byte aligned, scales and the output 16-byte aligned");
   dequantize_kernel<F><<<static_cast<unsigned>(sms * 32), 256, 0, stream>>>(
       l.weights, l.zeros, reinterpret_cast<const uint4*>(l.scales), size, static_cast<uint4*>(l.dequantized));
-  detail::check(cudaGetLastError(), "dequantize_kernel");
+  dq4_support::check(cudaGetLastError(), "dequantize_kernel");
 }
 
 }  // namespace awq_gemv

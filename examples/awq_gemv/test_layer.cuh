@@ -50,8 +50,8 @@ inline std::vector<std::uint16_t> random_activations(format f, std::size_t count
 template <class T>
 T* device_copy(const std::vector<T>& host) {
   T* d = nullptr;
-  detail::check(cudaMalloc(&d, host.size() * sizeof(T)), "cudaMalloc");
-  detail::check(cudaMemcpy(d, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
+  dq4_support::check(cudaMalloc(&d, host.size() * sizeof(T)), "cudaMalloc");
+  dq4_support::check(cudaMemcpy(d, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
   return d;
 }
 
@@ -62,16 +62,16 @@ inline device_layer upload(const dq4::packed_matrix& m) {
   l.zeros = device_copy(m.zero_points);
   l.scales = device_copy(m.scales);
   const std::size_t dense_bytes = m.rows * m.cols * 2;
-  detail::check(cudaMalloc(&l.dequantized, dense_bytes), "cudaMalloc");
-  detail::check(cudaMemset(l.dequantized, 0xEE, dense_bytes), "cudaMemset");
+  dq4_support::check(cudaMalloc(&l.dequantized, dense_bytes), "cudaMalloc");
+  dq4_support::check(cudaMemset(l.dequantized, 0xEE, dense_bytes), "cudaMemset");
   return l;
 }
 
 inline void free_layer(device_layer& l) {
-  detail::check(cudaFree(l.weights), "cudaFree");
-  detail::check(cudaFree(l.zeros), "cudaFree");
-  detail::check(cudaFree(l.scales), "cudaFree");
-  detail::check(cudaFree(l.dequantized), "cudaFree");
+  dq4_support::check(cudaFree(l.weights), "cudaFree");
+  dq4_support::check(cudaFree(l.zeros), "cudaFree");
+  dq4_support::check(cudaFree(l.scales), "cudaFree");
+  dq4_support::check(cudaFree(l.dequantized), "cudaFree");
   l = {};
 }
 
