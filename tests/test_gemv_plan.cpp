@@ -62,6 +62,24 @@ TEST(GemvPlan, CoversEveryStepOnce) {
   }
 }
 
+// The splits chosen at the decode shapes on a GPU of 132 SMs and 2 blocks per SM (H100, H200): the
+// ones measured fastest among the candidates (docs/gemv.md, "The plan for one token"), so that a
+// change to the rules shows here as well as in the benchmark.
+TEST(GemvPlan, DecodeShapesOn132Sms) {
+  struct expected {
+    shape s;
+    int batch;
+    unsigned band_tiles, parts;
+  };
+  for (const expected& e : {expected{{4096, 4096}, 1, 2, 8}, expected{{4096, 14336}, 1, 4, 9}, expected{{14336, 4096}, 1, 2, 16},
+                            expected{{8192, 8192}, 1, 2, 8}, expected{{8192, 28672}, 1, 8, 9}, expected{{28672, 8192}, 1, 2, 8},
+                            expected{{4096, 4096}, 8, 1, 4}, expected{{8192, 28672}, 8, 1, 1}}) {
+    const gemv_split p = awq_gemv::plan_gemv_split(e.s, e.batch, 264);
+    EXPECT_EQ(p.band_tiles, e.band_tiles) << e.s.k << " x " << e.s.n << ", batch " << e.batch;
+    EXPECT_EQ(p.parts, e.parts) << e.s.k << " x " << e.s.n << ", batch " << e.batch;
+  }
+}
+
 TEST(GemvPlan, ShapeRulesAtTheirBoundaries) {
   constexpr std::size_t big = awq_gemv::max_dimension;
   EXPECT_EQ(awq_gemv::gemv_shape_error({128, 128}, 1), nullptr);

@@ -69,6 +69,17 @@ DQ4_HD constexpr work_item work_of(const gemv_split& p, shape s, unsigned block,
   return {tile, part, first + length * run / sharers, first + length * (run + 1) / sharers};
 }
 
+/// For one token, of two splits that both start every block at once with runs of at least a group:
+/// whether c beats d. More blocks first; then a band of at least 2 tiles (128 contiguous bytes of
+/// each row, a whole L2 line, read by one block at once rather than its halves by two blocks at
+/// different times); then fewer parts (less finishing). Ties go to the split tried first.
+constexpr bool one_token_prefers(const gemv_split& c, const gemv_split& d) noexcept {
+  if (c.blocks != d.blocks) return c.blocks > d.blocks;
+  const bool c_whole_lines = c.band_tiles >= 2, d_whole_lines = d.band_tiles >= 2;
+  if (c_whole_lines != d_whole_lines) return c_whole_lines;
+  return c.parts < d.parts;
+}
+
 /// The split of a call with `resident` blocks resident at once on the GPU (the SMs times the blocks
 /// per SM). A band's K is cut into parts, equal but for the last, none empty; each part costs a
 /// slot write and read of batch x 128 floats per tile, so at most K / (64 batch) parts (that
@@ -76,8 +87,9 @@ DQ4_HD constexpr work_item work_of(const gemv_split& p, shape s, unsigned block,
 /// for the warp that adds them).
 /// - One token: of the splits that start every block at once, the one with the most blocks whose
 ///   warps each get a run of at least a group's 8 steps (a shorter run spends its time starting
-///   the pipeline and finishing), the fewest parts among those, then the widest band; without
-///   any (more bands of 8 tiles than resident blocks), bands of 8 tiles and one part.
+///   the pipeline and finishing); among those, bands of at least 2 tiles (a block then reads whole
+///   128-byte lines of every row, both halves at once), then the fewest parts, then the widest band;
+///   without any (more bands of 8 tiles than resident blocks), bands of 8 tiles and one part.
 /// - Eight tokens: a part's sums are 8 times larger and the finishing warp loads them two parts
 ///   per round trip, so fewer parts pay more than wide bands: one tile per block and at most 4
 ///   parts, as many as the resident blocks take.
@@ -103,8 +115,7 @@ constexpr gemv_split plan_gemv_split(shape s, int batch, std::size_t resident) n
     for (std::size_t wanted = 1; wanted <= slot_limit; ++wanted) {
       const gemv_split c = split_for(band_tiles, wanted);
       const bool fits = c.blocks <= resident && c.part_steps / sharers >= static_cast<std::size_t>(steps_per_group);
-      const bool better = !found || c.blocks > chosen.blocks || (c.blocks == chosen.blocks && c.parts < chosen.parts);
-      if (fits && better) {
+      if (fits && (!found || one_token_prefers(c, chosen))) {
         chosen = c;
         found = true;
       }
